@@ -1,0 +1,1 @@
+"""Corpus schema, dataset readers, folds and the demo data generator."""

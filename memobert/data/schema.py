@@ -1,0 +1,45 @@
+"""The corpus schema: one row per utterance. Written by `memobert.preprocessing`, read by training and downstream.
+
+A modality that an utterance lacks is stored as zero frames (shape `(0, dim)`), never as a fake frame.
+"""
+
+from __future__ import annotations
+
+from datasets import Array2D, Features, List, Value
+
+UTTERANCE_ID = "utterance_id"
+SOURCE = "source"  # the input item (video file) the utterance was cut from
+START = "start"  # seconds
+END = "end"  # seconds
+TEXT = "text"
+INPUT_IDS = "input_ids"  # word pieces of `text`, no special tokens
+WORD_IDS = "word_ids"  # index of the word each piece belongs to (for whole-word masking)
+VISUAL_FEATS = "visual_feats"  # (frames, visual_dim) face-expression features of the active speaker
+FACE_SOFT_LABELS = "face_soft_labels"  # (frames, num_face_classes) the face extractor's softmax per frame
+ACOUSTIC_FEATS = "acoustic_feats"  # (frames, acoustic_dim) pooled speech features
+SPEAKER_SCORE = "speaker_score"  # active-speaker score of the chosen face track (NaN: no face)
+SPEAKER = "speaker"  # speaker name or id when the transcript gives one, else ""
+LABEL = "label"  # emotion label when the transcript gives one, else ""
+
+FRAME_COLUMNS = (VISUAL_FEATS, FACE_SOFT_LABELS, ACOUSTIC_FEATS)
+
+
+def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_classes: int = 8) -> Features:
+    """The `datasets.Features` of a corpus shard; frame features are stored as float16."""
+    return Features(
+        {
+            UTTERANCE_ID: Value("string"),
+            SOURCE: Value("string"),
+            START: Value("float32"),
+            END: Value("float32"),
+            TEXT: Value("string"),
+            INPUT_IDS: List(Value("int32")),
+            WORD_IDS: List(Value("int32")),
+            VISUAL_FEATS: Array2D(shape=(None, visual_dim), dtype="float16"),
+            FACE_SOFT_LABELS: Array2D(shape=(None, num_face_classes), dtype="float16"),
+            ACOUSTIC_FEATS: Array2D(shape=(None, acoustic_dim), dtype="float16"),
+            SPEAKER_SCORE: Value("float32"),
+            SPEAKER: Value("string"),
+            LABEL: Value("string"),
+        }
+    )
