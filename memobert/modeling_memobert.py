@@ -67,7 +67,8 @@ class MEmoBertForPreTrainingOutput(ModelOutput):
     """
     loss: sum of the losses whose targets were given.
     mlm_loss / visual_regression_loss / acoustic_regression_loss / face_classification_loss: each task's loss.
-    prediction_logits: vocabulary logits, `(num_masked_tokens, vocab)` when `labels` are given, else `(batch, text_len, vocab)`.
+    prediction_logits: vocabulary logits, `(num_masked_tokens, vocab)` when `labels` are given, `(batch, text_len,
+        vocab)` when no targets at all are given, else None.
     visual_predictions / acoustic_predictions: regressed features at masked frames, `(num_masked_frames, dim)`.
     face_logits: face-expression logits at masked face frames, `(num_masked_frames, num_face_classes)`.
     """
@@ -360,6 +361,32 @@ class MEmoBertClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.LayerNorm(self.act(self.dense(pooled_output)))))
 
 
+def squeeze_padding(
+    hidden: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """
+    Moves each row's real positions (mask 1) to the front, in order, and cuts the sequence to the longest row.
+    Returns the packed states, their mask and the gather index (None when there was no padding to squeeze).
+    """
+    lengths = mask.sum(dim=1)
+    packed_length = int(lengths.max()) if mask.numel() else 0
+    if packed_length == mask.shape[1]:
+        return hidden, mask, None
+    packed_length = max(packed_length, 1)
+    order = torch.argsort((mask == 0).to(torch.int8), dim=1, stable=True)[:, :packed_length]
+    packed = hidden.gather(1, order[..., None].expand(-1, -1, hidden.shape[-1]))
+    packed_mask = (torch.arange(packed_length, device=mask.device)[None] < lengths[:, None]).to(mask.dtype)
+    return packed, packed_mask, order
+
+
+def unsqueeze_padding(packed: torch.Tensor, gather_index: torch.Tensor | None, length: int) -> torch.Tensor:
+    """The inverse of `squeeze_padding`: states back at their segment positions, zeros at padding."""
+    if gather_index is None:
+        return packed
+    index = gather_index[..., None].expand(-1, -1, packed.shape[-1])
+    return packed.new_zeros(packed.shape[0], length, packed.shape[-1]).scatter(1, index, packed)
+
+
 def masked_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """`total / count` that is 0 (not NaN) when nothing was masked, without a host sync."""
     return total / count.clamp(min=1)
@@ -506,10 +533,19 @@ class MEmoBertModel(MEmoBertPreTrainedModel):
 
         embedding_output = torch.cat(segments, dim=1) if len(segments) > 1 else segments[0]
         full_mask = torch.cat([m.to(embedding_output.dtype) for m in masks], dim=1)
+        # Each segment is padded to its own batch maximum; the encoder runs on each row's real positions moved to
+        # the front (positions are already embedded, and attention does not depend on order), so it computes
+        # max(real length) positions per row instead of the sum of three padded segments.
+        packed, packed_mask, gather_index = squeeze_padding(embedding_output, full_mask)
         # Additive key mask (0 keep, dtype-min drop), broadcast over heads and queries: never NaN, even for a row
         # whose every position is padding.
-        attention_bias = (1.0 - full_mask)[:, None, None, :] * torch.finfo(embedding_output.dtype).min
-        sequence_output, all_hidden_states = self.encoder(embedding_output, attention_bias, output_hidden_states)
+        attention_bias = (1.0 - packed_mask)[:, None, None, :] * torch.finfo(packed.dtype).min
+        encoded, all_hidden_states = self.encoder(packed, attention_bias, output_hidden_states)
+        sequence_output = unsqueeze_padding(encoded, gather_index, embedding_output.shape[1])
+        if all_hidden_states is not None:
+            all_hidden_states = tuple(
+                unsqueeze_padding(h, gather_index, embedding_output.shape[1]) for h in all_hidden_states
+            )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
 
         parts = iter(torch.split(sequence_output, lengths, dim=1))
@@ -582,6 +618,8 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
         visual_targets: torch.Tensor | None = None,
         acoustic_targets: torch.Tensor | None = None,
         face_soft_labels: torch.Tensor | None = None,
+        visual_target_pos: torch.Tensor | None = None,
+        acoustic_target_pos: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
@@ -592,6 +630,9 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
             frames of `visual_bool_masked_pos` / `acoustic_bool_masked_pos` (SpanMVFR / SpanMAFR).
         face_soft_labels: `(batch, visual_len, num_face_classes)` per-frame expression distributions; KL(target ||
             prediction) at the frames of `visual_bool_masked_pos` (SpanMVFC-KL).
+        visual_target_pos / acoustic_target_pos: `(batch, len)` bool, the frames whose targets are predicted, when
+            they differ from `*_bool_masked_pos` (Mockingjay-style masking predicts frames left unchanged or swapped
+            for random ones too); default: the `*_bool_masked_pos` frames.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.memobert(
@@ -619,11 +660,16 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
             total = F.cross_entropy(result.prediction_logits.float(), labels[masked], reduction="sum")
             result.mlm_loss = masked_mean(total, masked.sum())
             losses.append(result.mlm_loss)
-        elif outputs.text_hidden_state is not None:
+        elif outputs.text_hidden_state is not None and all(
+            t is None for t in (visual_targets, acoustic_targets, face_soft_labels)
+        ):
+            # A plain inference call gets BERT-style logits at every token; a frame task's batch skips this
+            # (it would be the step's largest matmul, for nothing).
             result.prediction_logits = self.cls(outputs.text_hidden_state)
 
         if visual_targets is not None or face_soft_labels is not None:
-            masked = self._masked_frames("visual", visual_bool_masked_pos, visual_mask, outputs.visual_hidden_state)
+            visual_pos = visual_target_pos if visual_target_pos is not None else visual_bool_masked_pos
+            masked = self._masked_frames("visual", visual_pos, visual_mask, outputs.visual_hidden_state)
             hidden = outputs.visual_hidden_state[masked]
             if visual_targets is not None:
                 result.visual_predictions = self.visual_regression(
@@ -641,9 +687,8 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
                 losses.append(result.face_classification_loss)
 
         if acoustic_targets is not None:
-            masked = self._masked_frames(
-                "acoustic", acoustic_bool_masked_pos, acoustic_mask, outputs.acoustic_hidden_state
-            )
+            acoustic_pos = acoustic_target_pos if acoustic_target_pos is not None else acoustic_bool_masked_pos
+            masked = self._masked_frames("acoustic", acoustic_pos, acoustic_mask, outputs.acoustic_hidden_state)
             result.acoustic_predictions = self.acoustic_regression(
                 outputs.acoustic_hidden_state[masked], self.memobert.acoustic_embeddings.projection.weight
             )

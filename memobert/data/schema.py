@@ -5,6 +5,9 @@ A modality that an utterance lacks is stored as zero frames (shape `(0, dim)`), 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from datasets import Array2D, Features, List, Value
 
 UTTERANCE_ID = "utterance_id"
@@ -43,3 +46,19 @@ def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_cla
             LABEL: Value("string"),
         }
     )
+
+
+def write_shard(rows: list[dict], path: str | os.PathLike, features: Features) -> Path:
+    """
+    Writes corpus rows to one Parquet shard atomically (a temporary file renamed into place), so a reader never
+    sees a half-written shard and an interrupted writer leaves nothing behind.
+    """
+    import datasets
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = {name: [row[name] for row in rows] for name in features}
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    datasets.Dataset.from_dict(columns, features=features).to_parquet(str(temporary))
+    os.replace(temporary, path)
+    return path

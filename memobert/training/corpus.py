@@ -1,0 +1,316 @@
+"""The pretraining corpus as batches: Parquet shards -> held-out split -> length-grouped, rank-sharded micro-batches.
+
+Map-style (memory-mapped Arrow) for a corpus that fits on disk here; streaming (`IterableDataset`,
+`split_dataset_by_node`) for one that does not. Both give every process an endless, resumable sequence of
+micro-batches: a position is `(epoch, batches consumed in that epoch)`, and the order is a function of
+(seed, epoch, rank) alone, so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from datasets import Dataset, Features, IterableDataset, load_dataset
+from datasets.distributed import split_dataset_by_node
+import torch
+from torch.utils.data import DataLoader
+
+from ..data import schema
+
+
+def find_shards(corpus: str | Path) -> list[str]:
+    """The Parquet shards of a corpus folder (searched recursively), sorted; an error names the folder if none."""
+    root = Path(corpus).expanduser()
+    if root.is_file() and root.suffix == ".parquet":
+        return [str(root)]
+    shards = sorted(str(p) for p in root.rglob("*.parquet"))
+    if not shards:
+        raise FileNotFoundError(
+            f"No Parquet shards under {root}; make a corpus with `python preprocessing/run.py --input ... "
+            f"--output {root}`."
+        )
+    return shards
+
+
+def corpus_features(shards: Sequence[str]) -> Features:
+    """The `datasets` features stored in the first shard (feature sizes are read from them)."""
+    arrow_schema = pq.read_schema(shards[0])
+    features = Features.from_arrow_schema(arrow_schema)
+    missing = [c for c in (schema.UTTERANCE_ID, schema.INPUT_IDS, schema.VISUAL_FEATS, schema.ACOUSTIC_FEATS)
+               if c not in features]
+    if missing:
+        raise ValueError(f"{shards[0]} is not a memobert corpus shard: it lacks the columns {missing}.")
+    return features
+
+
+def feature_sizes(features: Features) -> dict[str, int]:
+    """`visual_dim`, `acoustic_dim` and `num_face_classes` of a corpus."""
+    return {
+        "visual_dim": features[schema.VISUAL_FEATS].shape[1],
+        "acoustic_dim": features[schema.ACOUSTIC_FEATS].shape[1],
+        "num_face_classes": features[schema.FACE_SOFT_LABELS].shape[1],
+    }
+
+
+def is_held_out(utterance_id: str, fraction: float) -> bool:
+    """Stable train/eval split by a hash of the utterance id: the same across runs, shard layouts and machines."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.blake2b(utterance_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+@dataclass
+class LengthLimits:
+    text: int  # tokens, [CLS] and [SEP] included
+    visual: int
+    acoustic: int
+
+    def positions(self, text_pieces: np.ndarray, visual: np.ndarray, acoustic: np.ndarray) -> np.ndarray:
+        """`(rows, 3)` positions of the text, visual and acoustic segments after truncation."""
+        text = np.where(text_pieces > 0, np.minimum(text_pieces + 2, self.text), 0)
+        return np.stack([text, np.minimum(visual, self.visual), np.minimum(acoustic, self.acoustic)], axis=-1)
+
+    def fits(self, text_pieces: np.ndarray, visual: np.ndarray, acoustic: np.ndarray) -> np.ndarray:
+        return (text_pieces + 2 <= self.text) & (visual <= self.visual) & (acoustic <= self.acoustic)
+
+
+def _row_sizes(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Word pieces, face frames and acoustic frames per row, read from the Arrow list lengths (no data copied)."""
+
+    def lengths(column: str) -> np.ndarray:
+        chunks = table.column(column).chunks
+        # Array2D columns are an Arrow extension type over list<list<...>>: measure the storage.
+        chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in chunks]
+        return pc.fill_null(pc.list_value_length(pa.chunked_array(chunks)), 0).to_numpy().astype(np.int64)
+
+    return lengths(schema.INPUT_IDS), lengths(schema.VISUAL_FEATS), lengths(schema.ACOUSTIC_FEATS)
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_size: int = 50, group_by_length: bool = True
+) -> list[np.ndarray]:
+    """
+    One epoch's batches over all rows (`lengths`: per row, or `(rows, segments)`): a seeded shuffle, then (with `group_by_length`) rows sorted by length within
+    groups of `group_size` batches, then the batch order shuffled. Every row is in exactly one batch.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    lengths = lengths.sum(axis=-1) if lengths.ndim == 2 else lengths
+    if group_by_length:
+        group = batch_size * group_size
+        order = np.concatenate(
+            [chunk[np.argsort(-lengths[chunk], kind="stable")] for chunk in np.split(order, range(group, len(order), group))]
+        ) if len(order) else order
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass
+class StreamPosition:
+    """Where a process is in its endless batch sequence."""
+
+    epoch: int = 0
+    batches_in_epoch: int = 0
+
+
+class MapStyleBatches:
+    """
+    A memory-mapped corpus, held-out rows removed, as this process's micro-batches: each epoch's length-grouped
+    batches are dealt to the processes in turn (batch i to rank i % world_size), so across ranks every training row is
+    seen exactly once per epoch.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        lengths: np.ndarray,
+        collate_fn: Callable,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        group_by_length: bool = True,
+        group_size: int = 50,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        if len(dataset) < world_size:
+            raise ValueError(f"The corpus has {len(dataset)} training rows, fewer than the {world_size} processes.")
+        self.dataset, self.lengths, self.collate_fn = dataset, lengths, collate_fn
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.group_by_length, self.group_size = group_by_length, group_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        batches = length_grouped_batches(
+            self.lengths, self.batch_size, self.seed, epoch, self.group_size, self.group_by_length
+        )
+        return batches[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def iterate(self, position: StreamPosition) -> Iterator:
+        """Endless micro-batches from `position`, which is advanced in place as batches are yielded."""
+        while True:
+            batches = self.epoch_batches(position.epoch)[position.batches_in_epoch :]
+            loader = DataLoader(
+                self.dataset,
+                batch_sampler=[b.tolist() for b in batches],
+                collate_fn=self.collate_fn,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=False,
+                # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG, which would
+                # shift dropout after a resume.
+                generator=torch.Generator().manual_seed(self.seed + position.epoch),
+            )
+            for batch in loader:
+                position.batches_in_epoch += 1
+                yield batch
+            position.epoch += 1
+            position.batches_in_epoch = 0
+
+
+class StreamingBatches:
+    """
+    A streamed corpus: shards (or rows) split across processes with `split_dataset_by_node`, a seeded shuffle buffer
+    re-seeded per epoch, and length grouping inside windows of `group_size` batches. Resuming re-reads the epoch up to
+    the saved position.
+    """
+
+    def __init__(
+        self,
+        dataset: IterableDataset,
+        collate_fn: Callable,
+        batch_size: int,
+        seed: int,
+        limits: LengthLimits,
+        rank: int = 0,
+        world_size: int = 1,
+        group_by_length: bool = True,
+        group_size: int = 50,
+        shuffle_buffer_size: int = 2048,
+    ):
+        dataset = split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+        self.dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+        self.collate_fn, self.batch_size, self.seed, self.limits = collate_fn, batch_size, seed, limits
+        self.group_by_length, self.group_size = group_by_length, group_size
+
+    def _epoch(self, epoch: int) -> Iterator[list[dict]]:
+        self.dataset.set_epoch(epoch)
+        window = self.batch_size * self.group_size
+        rng = np.random.default_rng([self.seed, epoch, 7])
+        rows: list[dict] = []
+
+        def flush(rows: list[dict]) -> Iterator[list[dict]]:
+            if self.group_by_length:
+                sizes = np.array(
+                    [
+                        self.limits.positions(
+                            np.array([len(r[schema.INPUT_IDS])]),
+                            np.array([len(r[schema.VISUAL_FEATS])]),
+                            np.array([len(r[schema.ACOUSTIC_FEATS])]),
+                        )[0].sum()
+                        for r in rows
+                    ]
+                )
+                rows = [rows[i] for i in np.argsort(-sizes, kind="stable")]
+            chunks = [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+            for i in rng.permutation(len(chunks)):
+                yield chunks[i]
+
+        for row in self.dataset:
+            rows.append(row)
+            if len(rows) == window:
+                yield from flush(rows)
+                rows = []
+        if rows:
+            yield from flush(rows)
+
+    def iterate(self, position: StreamPosition) -> Iterator:
+        while True:
+            for index, rows in enumerate(self._epoch(position.epoch)):
+                if index < position.batches_in_epoch:
+                    continue  # resuming: these were consumed before the checkpoint
+                position.batches_in_epoch += 1
+                yield self.collate_fn(rows)
+            position.epoch += 1
+            position.batches_in_epoch = 0
+
+
+@dataclass
+class PretrainCorpus:
+    """The training and held-out parts of a corpus, with its feature sizes."""
+
+    train: Dataset | IterableDataset
+    eval: Dataset
+    train_lengths: np.ndarray | None  # map-style only
+    sizes: dict[str, int]
+    num_dropped: int
+
+
+def load_pretrain_corpus(
+    corpus: str | Path,
+    limits: LengthLimits,
+    eval_fraction: float,
+    max_eval_samples: int,
+    overlength: str = "truncate",
+    streaming: bool = False,
+) -> PretrainCorpus:
+    """Loads the shards, splits off the held-out rows, and applies the over-length rule ('truncate' or 'drop')."""
+    shards = find_shards(corpus)
+    sizes = feature_sizes(corpus_features(shards))
+    full = load_dataset("parquet", data_files=shards, split="train")
+    ids = full.data.column(schema.UTTERANCE_ID).to_pylist()
+    held_out = np.array([is_held_out(u, eval_fraction) for u in ids], dtype=bool)
+    text, visual, acoustic = _row_sizes(full.data)
+    keep = np.ones(len(ids), dtype=bool)
+    num_dropped = 0
+    if overlength == "drop":
+        keep = limits.fits(text, visual, acoustic)
+        num_dropped = int((~keep & ~held_out).sum())
+    eval_rows = np.flatnonzero(held_out & keep)[:max_eval_samples]
+    eval_set = full.select(eval_rows).with_format("numpy")
+    if streaming:
+        stream = load_dataset("parquet", data_files=shards, split="train", streaming=True).with_format("numpy")
+        fraction = eval_fraction
+
+        def in_training(row: dict) -> bool:
+            if is_held_out(str(row[schema.UTTERANCE_ID]), fraction):
+                return False
+            if overlength == "drop":
+                return bool(
+                    limits.fits(
+                        np.array([len(row[schema.INPUT_IDS])]),
+                        np.array([len(row[schema.VISUAL_FEATS])]),
+                        np.array([len(row[schema.ACOUSTIC_FEATS])]),
+                    )[0]
+                )
+            return True
+
+        return PretrainCorpus(stream.filter(in_training), eval_set, None, sizes, num_dropped)
+    train_rows = np.flatnonzero(~held_out & keep)
+    if len(train_rows) == 0:
+        raise ValueError(f"The corpus {corpus} has no training rows left after the held-out split and length rule.")
+    lengths = limits.positions(text[train_rows], visual[train_rows], acoustic[train_rows])
+    return PretrainCorpus(full.select(train_rows).with_format("numpy"), eval_set, lengths, sizes, num_dropped)
+
+
+def padding_efficiency(batch_lengths: Sequence[np.ndarray]) -> float:
+    """
+    Real positions / computed positions over batches of per-row lengths (`(rows,)` or `(rows, segments)`). The model
+    squeezes each row's padding out, so a batch computes `rows x max(row total)` positions (1.0 = no padding).
+    """
+    totals = [b.sum(axis=-1) if b.ndim == 2 else b for b in batch_lengths]
+    real = sum(int(t.sum()) for t in totals)
+    computed = sum(int(t.max()) * len(t) for t in totals if len(t))
+    return real / computed if computed else 1.0

