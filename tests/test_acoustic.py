@@ -134,7 +134,13 @@ def test_log_mel():
     assert feats.shape == (17, 80) and feats.dtype == np.float32 and np.isfinite(feats).all()
     assert short.shape == (0, 80)
     assert long.shape == (167, 80)  # capped at 10 s, same frame count as wav2vec2
-    # A 1 kHz tone puts its energy in one mel band, far above the silence floor elsewhere
-    band = feats.mean(0)
+    # A 1 kHz tone puts its energy in one mel band, far above the silence floor elsewhere (raw log energies)
+    raw = LogMelExtractor(normalize=False).extract([tone])[0]
+    band = raw.mean(0)
     assert band.max() - np.median(band) > 5
     np.testing.assert_allclose(ext.extract([tone])[0], feats)
+    # Normalised per utterance: each mel bin has zero mean and unit variance (or is constant -> 0)
+    speechlike = tone * (1 + np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    normalised = ext.extract([speechlike])[0]
+    np.testing.assert_allclose(normalised.mean(0), 0, atol=1e-4)
+    assert np.all((np.abs(normalised.std(0) - 1) < 1e-2) | (normalised.std(0) < 1e-2))

@@ -25,6 +25,8 @@ SPEAKER = "speaker"  # speaker name or id when the transcript gives one, else ""
 LABEL = "label"  # emotion label when the transcript gives one, else ""
 
 FRAME_COLUMNS = (VISUAL_FEATS, FACE_SOFT_LABELS, ACOUSTIC_FEATS)
+# Beside the shards: feature sizes, face class names and the settings that made the corpus.
+CORPUS_INFO_FILE = "corpus.json"
 
 
 def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_classes: int = 8) -> Features:

@@ -216,6 +216,8 @@ class LogMelExtractor(AcousticExtractor):
     Args:
         n_mels: mel bins (80); win_ms / hop_ms: analysis window and hop (25 / 10 ms); pool: hops per output frame;
         max_seconds: audio cap (10 s); fmin / fmax: mel range in Hz (0 .. 8000).
+        normalize: standardise each mel bin over the utterance (zero mean, unit variance), so that frame
+            regression (SpanMAFR) works on a unit scale instead of raw log energies (-23 .. +5); False keeps them raw.
     """
 
     name = "log_mel"
@@ -229,6 +231,7 @@ class LogMelExtractor(AcousticExtractor):
         max_seconds: float = 10.0,
         fmin: float = 0.0,
         fmax: float | None = None,
+        normalize: bool = True,
     ) -> None:
         from transformers.audio_utils import mel_filter_bank, optimal_fft_length, window_function
 
@@ -249,6 +252,7 @@ class LogMelExtractor(AcousticExtractor):
         self.max_samples = int(round(max_seconds * SAMPLING_RATE))
         self.feature_dim = n_mels
         self.frame_seconds = self.hop_length * pool / SAMPLING_RATE
+        self.normalize = normalize
 
     def extract(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         from transformers.audio_utils import spectrogram
@@ -271,7 +275,10 @@ class LogMelExtractor(AcousticExtractor):
                 mel_floor=1e-10,
                 log_mel="log",
             )  # (n_mels, frames)
-            out.append(np.ascontiguousarray(mean_pool_frames(mel.T, self.pool), dtype=np.float32))
+            frames = mean_pool_frames(mel.T, self.pool)
+            if self.normalize:
+                frames = (frames - frames.mean(axis=0)) / (frames.std(axis=0) + 1e-5)
+            out.append(np.ascontiguousarray(frames, dtype=np.float32))
         return out
 
 

