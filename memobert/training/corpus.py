@@ -9,6 +9,7 @@ micro-batches: a position is `(epoch, batches consumed in that epoch)`, and the 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,7 +269,12 @@ def load_pretrain_corpus(
 ) -> PretrainCorpus:
     """Loads the shards, splits off the held-out rows, and applies the over-length rule ('truncate' or 'drop')."""
     shards = find_shards(corpus)
-    sizes = feature_sizes(corpus_features(shards))
+    sizes: dict = feature_sizes(corpus_features(shards))
+    info_file = Path(corpus).expanduser() / schema.CORPUS_INFO_FILE
+    if info_file.is_file():
+        names = json.loads(info_file.read_text(encoding="utf-8")).get("face_class_names")
+        if names and len(names) == sizes["num_face_classes"]:
+            sizes["face_class_names"] = list(names)
     full = load_dataset("parquet", data_files=shards, split="train")
     ids = full.data.column(schema.UTTERANCE_ID).to_pylist()
     held_out = np.array([is_held_out(u, eval_fraction) for u in ids], dtype=bool)

@@ -48,7 +48,7 @@ def resolve_bert(name: str | None) -> str | None:
     return name
 
 
-def build_model(args: PretrainArguments, sizes: dict[str, int], tokenizer) -> MEmoBertForPreTraining:
+def build_model(args: PretrainArguments, sizes: dict, tokenizer) -> MEmoBertForPreTraining:
     """From BERT (`from_bert`) or from scratch, with the corpus' feature sizes and the run's maximum lengths."""
     overrides = dict(
         sizes,
@@ -58,7 +58,7 @@ def build_model(args: PretrainArguments, sizes: dict[str, int], tokenizer) -> ME
         mask_token_id=tokenizer.mask_token_id,
         label_token_ids=verbalizer_token_ids(MEmoBertConfig().label_words, tokenizer),
     )
-    if sizes["num_face_classes"] != 8:
+    if "face_class_names" not in sizes and sizes["num_face_classes"] != 8:
         overrides["face_class_names"] = [f"class_{i}" for i in range(sizes["num_face_classes"])]
     bert = resolve_bert(args.model_name_or_path)
     if bert is not None:
@@ -135,10 +135,10 @@ def pretrain(args: PretrainArguments) -> dict:
 
     # -- data and model --------------------------------------------------------------------------------------------
     if args.corpus is None:
-        from ..data.demo import demo_corpus
+        from ..data.demo_corpus import build_demo_corpus
 
         with accelerator.main_process_first():
-            args.corpus = str(demo_corpus(os.path.expanduser(args.demo_cache_dir)))
+            args.corpus = str(build_demo_corpus(args.demo_cache_dir, progress=accelerator.is_main_process))
     tokenizer = AutoTokenizer.from_pretrained(resolve_bert(args.tokenizer_name or args.model_name_or_path))
     limits = LengthLimits(args.max_text_length, args.max_visual_length, args.max_acoustic_length)
     with accelerator.main_process_first():
@@ -206,6 +206,11 @@ def pretrain(args: PretrainArguments) -> dict:
         total=args.max_steps, initial=start_step, disable=not (args.progress_bar and accelerator.is_main_process),
         desc="pretrain", dynamic_ncols=True,
     )
+    if start_step == 0 and args.eval_steps:
+        # Where every task's held-out loss begins, so that the curves show how far training moved it.
+        record = {"step": 0, **evaluate(model, corpus.eval, collator, args, accelerator)}
+        history["eval"].append(record)
+        accelerator.log({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=0)
     model.train()
     for step in range(start_step, args.max_steps):
         task = collator.task(schedule.task_for_update(step))
