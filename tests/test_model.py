@@ -341,7 +341,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
         return [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
     plain = grads()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     assert all(layer.gradient_checkpointing for layer in model.memobert.encoder.layer)
     checkpointed = grads()
     assert len(plain) == len(checkpointed)

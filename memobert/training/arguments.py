@@ -20,7 +20,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class PretrainArguments:
-    """Everything a pretraining run needs. `pretrain/configs/demo.yaml` and `base.yaml` set these fields."""
+    """Everything a pretraining run needs. The defaults are the demo recipe (`pretrain/configs/demo.yaml` spells them
+    out); `pretrain/configs/base.yaml` is the paper's."""
 
     # -- model ------------------------------------------------------------------------------------------------------
     model_name_or_path: str | None = field(
@@ -54,7 +55,7 @@ class PretrainArguments:
         default=False, metadata={"help": "stream the shards (IterableDataset) instead of memory-mapping them"}
     )
     eval_fraction: float = field(
-        default=0.05, metadata={"help": "share of utterances held out for evaluation (by a hash of utterance_id)"}
+        default=0.1, metadata={"help": "share of utterances held out for evaluation (by a hash of utterance_id)"}
     )
     max_eval_samples: int = field(default=512, metadata={"help": "held-out utterances used per evaluation"})
     max_text_length: int = field(default=30, metadata={"help": "text tokens kept, [CLS] and [SEP] included"})
@@ -85,9 +86,9 @@ class PretrainArguments:
     per_device_train_batch_size: int = field(default=16, metadata={"help": "utterances per micro-batch per process"})
     per_device_eval_batch_size: int = field(default=32, metadata={"help": "utterances per evaluation batch"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per update (one task)"})
-    max_steps: int = field(default=300, metadata={"help": "optimizer updates"})
+    max_steps: int = field(default=200, metadata={"help": "optimizer updates"})
     learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate"})
-    warmup_steps: int = field(default=30, metadata={"help": "linear warm-up updates, then linear decay to 0"})
+    warmup_steps: int = field(default=20, metadata={"help": "linear warm-up updates, then linear decay to 0"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (never on biases and LayerNorm)"})
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
     adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
@@ -99,7 +100,7 @@ class PretrainArguments:
     # -- output -----------------------------------------------------------------------------------------------------
     output_dir: str = field(default="outputs/pretrain-demo", metadata={"help": "where the model and logs go"})
     logging_steps: int = field(default=10, metadata={"help": "updates between logged losses"})
-    eval_steps: int = field(default=100, metadata={"help": "updates between evaluations (0: only at the end)"})
+    eval_steps: int = field(default=50, metadata={"help": "updates between evaluations (0: only at the end)"})
     save_steps: int = field(default=100, metadata={"help": "updates between checkpoints (0: none)"})
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept (oldest deleted)"})
     resume_from_checkpoint: str | None = field(

@@ -147,7 +147,7 @@ def pretrain(args: PretrainArguments) -> dict:
         )
     model = build_model(args, corpus.sizes, tokenizer)
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     collator = PretrainingCollator(tokenizer, model.config, tasks=args.tasks)
     schedule = TaskSchedule(args.task_mix, seed=args.seed)
 
