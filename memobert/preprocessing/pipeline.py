@@ -98,6 +98,11 @@ class WorkItem:
     video: str
     utterances: list[Utterance] | None = None
     skipped: list = field(default_factory=list)  # transcript items skipped while reading the CSV manifest
+    # Per utterance id: a separate audio file whose whole sound is the utterance's audio (instead of the video's sound
+    # in the window), e.g. a dataset release's utterance wav.
+    audio: dict[str, str] = field(default_factory=dict)
+    # Per utterance id: "left" or "right": only that half of the frames is searched for the speaker's face.
+    face_side: dict[str, str] = field(default_factory=dict)
 
 
 def collect_items(inputs: str | os.PathLike | Sequence[str | os.PathLike], min_duration: float = 1.0) -> list[WorkItem]:
@@ -231,7 +236,8 @@ class Pipeline:
                 record = self._record(item, utterance.utterance_id, utterance.source, utterance.start, utterance.end,
                                       "ok", "")
                 try:
-                    row, audio = self._visual_part(reader, utterance, record)
+                    row, audio = self._visual_part(reader, utterance, record, item.audio.get(utterance.utterance_id),
+                                                   item.face_side.get(utterance.utterance_id))
                 except MediaError as error:
                     record.update(status="failed", reason=f"{error.code}: {error.reason}")
                     row = None
@@ -257,12 +263,16 @@ class Pipeline:
                 )
         return [row for _, row, _ in kept], records
 
-    def _visual_part(self, reader: MediaReader, utterance: Utterance, record: dict) -> tuple[dict | None, np.ndarray]:
+    def _visual_part(self, reader: MediaReader, utterance: Utterance, record: dict, audio_file: str | None = None,
+                     face_side: str | None = None) -> tuple[dict | None, np.ndarray]:
         """Decode, VAD, active speaker and face features of one utterance; None (with a reason) when it is skipped."""
         cfg = self.config
         timer = time.perf_counter()
+        sound = read_audio_file(audio_file, cfg.sample_rate) if audio_file is not None else None
         # An audio-only file still gives text + acoustic rows (without faces); a file without audio fails.
-        window = reader.window(utterance.start, utterance.end, video=reader.info.has_video)
+        window = reader.window(utterance.start, utterance.end, audio=sound is None, video=reader.info.has_video)
+        if sound is not None:
+            window.audio = sound
         record["seconds_decode"] = time.perf_counter() - timer
 
         timer = time.perf_counter()
@@ -275,6 +285,8 @@ class Pipeline:
 
         timer = time.perf_counter()
         frames = window.frames if window.frames is not None else np.zeros((0, 1, 1, 3), np.uint8)
+        if face_side is not None and len(frames):
+            frames = frame_half(frames, face_side)
         speech = vad.at(window.frame_times, 1.0 / cfg.fps) if len(frames) else np.zeros(0, bool)
         result = find_active_speaker(frames, speech, self.detector, self.asd_config) if len(frames) else None
         record["seconds_faces"] = time.perf_counter() - timer
@@ -324,8 +336,27 @@ class Pipeline:
         return record
 
 
+def read_audio_file(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """The whole sound of an audio (or media) file, mono float32 at `sample_rate`; a `MediaError` names the file."""
+    try:
+        reader = MediaReader(path, sample_rate=sample_rate)
+        if reader.info.duration is None:
+            raise MediaError(path, MediaError.CORRUPT, "its duration is unknown; re-encode it as PCM WAV")
+        return reader.audio(0.0, reader.info.duration)
+    except MediaError as error:
+        raise MediaError(error.path, error.code, f"audio file {error.path}: {error.reason}") from error
+
+
+def frame_half(frames: np.ndarray, side: str) -> np.ndarray:
+    """The "left" or "right" half of `(T, H, W[, 3])` frames (e.g. one actor of a side-by-side recording)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"face side must be 'left' or 'right', got {side!r}.")
+    half = frames.shape[2] // 2
+    return np.ascontiguousarray(frames[:, :, :half] if side == "left" else frames[:, :, half:])
+
+
 def run_pipeline(
-    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    inputs: str | os.PathLike | Sequence[str | os.PathLike] | Sequence[WorkItem],
     output_dir: str | os.PathLike,
     config: PipelineConfig | None = None,
     shard_index: int = 0,
@@ -335,7 +366,8 @@ def run_pipeline(
     on_item_done: Callable[[WorkItem], None] | None = None,
 ) -> dict:
     """
-    Processes this shard's videos into `output_dir` (skipping finished ones) and returns a summary. The corpus is
+    Processes this shard's videos into `output_dir` (skipping finished ones) and returns a summary. `inputs`: what
+    `collect_items` takes, or ready `WorkItem`s (e.g. from a dataset release's reader). The corpus is
     `output_dir/shards/*.parquet`; per-video manifests are `output_dir/items/*.json` (merged into `manifest.csv` by
     `merge_manifests`).
     """
@@ -345,7 +377,12 @@ def run_pipeline(
     (out / ITEMS).mkdir(parents=True, exist_ok=True)
     for stale in list((out / SHARDS).glob(".*.tmp-*")) + list((out / ITEMS).glob(".*.tmp-*")):
         stale.unlink(missing_ok=True)  # left by an interrupted run; the item is redone
-    items = shard_items(collect_items(inputs, config.min_duration), shard_index, num_shards)
+    given = list(inputs) if not isinstance(inputs, (str, os.PathLike)) else []
+    if given and all(isinstance(item, WorkItem) for item in given):
+        work = sorted(given, key=lambda item: item.item_id)
+    else:
+        work = collect_items(inputs, config.min_duration)
+    items = shard_items(work, shard_index, num_shards)
     todo = [item for item in items if not inside(out / ITEMS, f"{item.item_id}.json").is_file()]
     summary = {"items": len(items), "already_done": len(items) - len(todo), "processed": 0, "rows": 0}
     if not todo:

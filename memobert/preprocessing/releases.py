@@ -1,0 +1,208 @@
+"""Downstream corpora from the official IEMOCAP and MSP-IMPROV releases, through the preprocessing pipeline.
+
+Each release record (read by `memobert.data.iemocap.load_iemocap` / `memobert.data.msp_improv.load_msp_improv`)
+becomes one utterance of a pipeline `WorkItem`:
+- IEMOCAP: one item per dialog video `SessionN/dialog/avi/DivX/<dialog>.avi`; the utterance's frames are the video
+  window [start, end] of the evaluation file, its audio is the whole utterance wav `sentences/wav/<dialog>/<utt>.wav`.
+  The avi shows both actors: `face="active_speaker"` (default) lets the active-speaker rule pick the face,
+  `face="side"` searches only the speaker's half of the frame (`memobert.data.iemocap.speaker_side`, a documented
+  heuristic: the actor wearing the markers is on `markers_side`).
+- MSP-IMPROV: one item per utterance video `Video/sessionN/<sentence>/<scenario>/<utt>.avi` (whole file: [0, wav
+  duration]); audio = `Audio/.../<utt>.wav`.
+
+Rows follow `memobert.data.schema` with the release's utterance id, text, speaker (`Ses01F`, `F01`) and label (class
+name, e.g. "happiness"); `source` is the IEMOCAP dialog / the MSP-IMPROV video file name. Everything else a record
+knows (session, gender, raw label code, improvised/scenario, times, file paths, ...) is written beside the shards to
+`records.csv`, and the reader's counts (labels dropped, items skipped) and settings to `release.json`.
+Resume, sharding, the manifest and the handling of bad inputs (a missing wav or avi is a manifest row with its
+reason) are the pipeline's.
+
+By default every labelled utterance is kept (`downstream_config`: no minimum duration, silent utterances kept), so the
+corpus is the evaluation set the readers define.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..data.iemocap import VIDEO_DIR, IemocapCorpus, load_iemocap, speaker_side
+from ..data.labels import EMOTION_CLASSES
+from ..data.msp_improv import SCENARIOS, MspImprovCorpus, load_msp_improv
+from .decode import MediaError, probe
+from .pipeline import (
+    Pipeline,
+    PipelineConfig,
+    WorkItem,
+    item_id_for,
+    merge_manifests,
+    run_pipeline,
+    write_json_atomic,
+)
+from .transcripts import Utterance
+
+__all__ = [
+    "FACE_RULES",
+    "RECORDS_CSV",
+    "RELEASE_INFO",
+    "downstream_config",
+    "iemocap_work_items",
+    "msp_improv_work_items",
+    "build_iemocap_corpus",
+    "build_msp_improv_corpus",
+]
+
+FACE_RULES = ("active_speaker", "side")
+RECORDS_CSV = "records.csv"
+RELEASE_INFO = "release.json"
+
+
+def downstream_config(**overrides) -> PipelineConfig:
+    """The pipeline settings for a labelled corpus: keep every utterance (min_duration 0, silent ones kept)."""
+    return PipelineConfig(**{"min_duration": 0.0, "drop_silent": False, **overrides})
+
+
+def _check_face(face: str, allowed: Sequence[str] = FACE_RULES) -> None:
+    if face not in allowed:
+        raise ValueError(f"face must be one of {list(allowed)}, got {face!r}.")
+
+
+def iemocap_work_items(corpus: IemocapCorpus, face: str = "active_speaker", markers_side: str = "left"
+                       ) -> list[WorkItem]:
+    """One `WorkItem` per dialog video, its utterances = the dialog's records (audio: each utterance's wav)."""
+    _check_face(face)
+    items: dict[str, WorkItem] = {}
+    for record in corpus.records:
+        # A dialog without an avi keeps its expected path: the pipeline then records "file not found" for it.
+        video = record.video or str(Path(record.wav).parents[3] / VIDEO_DIR / f"{record.dialog}.avi")
+        item = items.get(video)
+        if item is None:
+            item = items[video] = WorkItem(item_id_for(video), video, [])
+        utterance = Utterance(record.dialog, record.utterance_id, len(item.utterances), record.start, record.end,
+                              record.text, record.speaker, record.label)
+        item.utterances.append(utterance)
+        item.audio[record.utterance_id] = record.wav
+        if face == "side":
+            item.face_side[record.utterance_id] = speaker_side(record, markers_side)
+    return sorted(items.values(), key=lambda item: item.item_id)
+
+
+def _msp_end(record) -> float:
+    """The utterance's end: the wav's duration, else (wav missing: the pipeline records it) the video's."""
+    if record.end is not None:
+        return float(record.end)
+    try:
+        duration = probe(record.video).duration if record.video else None
+    except MediaError:
+        duration = None
+    return float(duration) if duration else math.inf
+
+
+def msp_improv_work_items(corpus: MspImprovCorpus, face: str = "active_speaker") -> list[WorkItem]:
+    """One `WorkItem` per utterance video (the whole file), audio = the utterance's wav."""
+    _check_face(face, ("active_speaker",))
+    items = []
+    for record in corpus.records:
+        # A missing video keeps its expected path: the pipeline then records "file not found" for it.
+        wav = Path(record.wav)  # ROOT/Audio/sessionN/S01A/R/<utt>.wav -> ROOT/Video/sessionN/S01A/R/<utt>.avi
+        video = record.video or str(wav.parents[4] / "Video" / wav.relative_to(wav.parents[3]).with_suffix(".avi"))
+        utterance = Utterance(Path(video).name, record.utterance_id, 0, float(record.start), _msp_end(record),
+                              record.text, record.speaker, record.label)
+        items.append(WorkItem(item_id_for(video), video, [utterance], audio={record.utterance_id: record.wav}))
+    return sorted(items, key=lambda item: item.item_id)
+
+
+def _write_records(out: Path, corpus, info: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [record.to_dict() for record in corpus.records]
+    fields = list(rows[0]) if rows else ["utterance_id"]
+    target = out / RECORDS_CSV
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, target)
+    write_json_atomic(out / RELEASE_INFO, {
+        **info,
+        "records": len(corpus.records),
+        "classes": list(corpus.labels.classes),
+        "label_words": list(corpus.labels.label_words),
+        "label_counts": corpus.label_counts(),
+        "dropped": corpus.dropped,
+        "skipped": corpus.skipped,
+    })
+
+
+def _build(items: list[WorkItem], corpus, info: dict, output_dir: str | os.PathLike, config: PipelineConfig | None,
+           shard_index: int, num_shards: int, progress: bool, pipeline: Pipeline | None) -> dict:
+    if not items:
+        raise ValueError(f"{info['root']}: the release holds no utterance of the classes "
+                         f"{list(corpus.labels.classes)}; check the folder and the classes.")
+    out = Path(output_dir)
+    config = pipeline.config if pipeline is not None else (config or downstream_config())
+    _write_records(out, corpus, info)
+    summary = run_pipeline(items, out, config, shard_index=shard_index, num_shards=num_shards, progress=progress,
+                           pipeline=pipeline)
+    return {**summary, "records": len(corpus.records), "dropped": corpus.dropped,
+            "manifest": str(merge_manifests(out))}
+
+
+def build_iemocap_corpus(
+    root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    config: PipelineConfig | None = None,
+    face: str = "active_speaker",
+    *,
+    classes: Sequence[str] = EMOTION_CLASSES,
+    merge_excited: bool = True,
+    sessions: Sequence[int] | None = None,
+    markers_side: str = "left",
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+    pipeline: Pipeline | None = None,
+) -> dict:
+    """
+    IEMOCAP release at `root` (`IEMOCAP_full_release` or its parent) -> a corpus folder `output_dir` (shards/,
+    items/, manifest.csv, corpus.json, records.csv, release.json). `face`: "active_speaker" or "side" (see the module
+    docstring); `config` defaults to `downstream_config()`; `pipeline` reuses built stages (its config wins).
+    Returns the pipeline's summary plus `records`, `dropped` and the `manifest` path.
+    """
+    _check_face(face)
+    corpus = load_iemocap(root, classes=classes, merge_excited=merge_excited, sessions=sessions,
+                          on_missing_audio="keep")
+    items = iemocap_work_items(corpus, face, markers_side)
+    info = {"dataset": "iemocap", "root": str(Path(root).resolve()), "face": face,
+            "markers_side": markers_side if face == "side" else None}
+    return _build(items, corpus, info, output_dir, config, shard_index, num_shards, progress, pipeline)
+
+
+def build_msp_improv_corpus(
+    root: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    config: PipelineConfig | None = None,
+    face: str = "active_speaker",
+    *,
+    classes: Sequence[str] = EMOTION_CLASSES,
+    scenarios: Sequence[str] = tuple(SCENARIOS),
+    transcripts: Mapping[str, str] | str | os.PathLike | None = None,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+    pipeline: Pipeline | None = None,
+) -> dict:
+    """
+    MSP-IMPROV release at `root` (the folder with `Evalution.txt`, `Audio/`, `Video/`) -> a corpus folder, as
+    `build_iemocap_corpus`. `face`: "active_speaker" only (each video is one utterance); `transcripts`: see
+    `load_msp_improv` (the release ships none, so text is "" without them).
+    """
+    _check_face(face, ("active_speaker",))
+    corpus = load_msp_improv(root, classes=classes, scenarios=scenarios, transcripts=transcripts,
+                             on_missing_audio="keep")
+    items = msp_improv_work_items(corpus, face)
+    info = {"dataset": "msp_improv", "root": str(Path(root).resolve()), "face": face, "scenarios": list(scenarios)}
+    return _build(items, corpus, info, output_dir, config, shard_index, num_shards, progress, pipeline)
