@@ -18,8 +18,9 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 setup: $(BIN)/.installed
 
+# Builds the demo corpus on first use (cached in ~/.cache/memobert), then pretrains on it.
 demo: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/quickstart.py
+	HF_HUB_OFFLINE=1 $(BIN)/python pretrain/run.py
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests

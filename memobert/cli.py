@@ -1,4 +1,5 @@
-"""The `memobert` command: `memobert preprocess ...`, `memobert pretrain ...` (each `--help` explains its options).
+"""The `memobert` command: `memobert preprocess | pretrain | prepare | downstream | predict ...` (each `--help`
+explains its options).
 
 The scripts `preprocessing/run.py` and `pretrain/run.py` are the same commands, for `accelerate launch`.
 """
@@ -49,9 +50,27 @@ def _boolean(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def add_pipeline_options(parser: argparse.ArgumentParser, defaults=None) -> None:
+    """One `--option` per `PipelineConfig` field, with its help and default (from `defaults` when given)."""
+    from .preprocessing.pipeline import PipelineConfig
+
+    for f in fields(PipelineConfig):
+        kind = {bool: _boolean, float: float, int: int}.get(type(f.default), str)
+        default = getattr(defaults, f.name) if defaults is not None else f.default
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=default,
+                            help=f"{PIPELINE_HELP[f.name]} (default: {default})")
+
+
+def pipeline_config(args: argparse.Namespace):
+    """The `PipelineConfig` of parsed `add_pipeline_options` options."""
+    from .preprocessing.pipeline import PipelineConfig
+
+    return PipelineConfig(**{f.name: getattr(args, f.name) for f in fields(PipelineConfig)})
+
+
 def preprocess_main(argv: list[str] | None = None, prog: str | None = None) -> None:
     """`memobert preprocess` / `preprocessing/run.py`."""
-    from .preprocessing.pipeline import PipelineConfig, merge_manifests, run_pipeline
+    from .preprocessing.pipeline import merge_manifests, run_pipeline
 
     parser = argparse.ArgumentParser(prog=prog, description=PREPROCESS_DOC,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,12 +79,9 @@ def preprocess_main(argv: list[str] | None = None, prog: str | None = None) -> N
     parser.add_argument("--shard-index", type=int, default=None, help="this job's shard (default: the process index)")
     parser.add_argument("--num-shards", type=int, default=None, help="number of shards (default: the process count)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    for f in fields(PipelineConfig):
-        kind = {bool: _boolean, float: float, int: int}.get(type(f.default), str)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
-                            help=f"{PIPELINE_HELP[f.name]} (default: {f.default})")
+    add_pipeline_options(parser)
     args = parser.parse_args(argv)
-    config = PipelineConfig(**{f.name: getattr(args, f.name) for f in fields(PipelineConfig)})
+    config = pipeline_config(args)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     shard_index = rank if args.shard_index is None else args.shard_index
     num_shards = world if args.num_shards is None else args.num_shards
@@ -94,7 +110,95 @@ def pretrain_main(argv: list[str] | None = None) -> None:
     pretrain(args)
 
 
-COMMANDS = {"preprocess": preprocess_main, "pretrain": pretrain_main}
+def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") -> None:
+    """`memobert prepare iemocap|msp_improv --root RELEASE --output CORPUS`: a downstream corpus from a release."""
+    from .preprocessing.releases import FACE_RULES, build_iemocap_corpus, build_msp_improv_corpus, downstream_config
+
+    parser = argparse.ArgumentParser(prog=prog, description="A labelled corpus (the preprocessing pipeline's shards, "
+                                     "manifest.csv, records.csv, release.json) from an IEMOCAP or MSP-IMPROV release "
+                                     "folder. Rerunning skips finished videos.")
+    sub = parser.add_subparsers(dest="dataset", required=True)
+    defaults = downstream_config()
+    for name in ("iemocap", "msp_improv"):
+        p = sub.add_parser(name, help=f"build the corpus of the {name} release")
+        p.add_argument("--root", required=True, help="IEMOCAP_full_release (or its parent) / the MSP-IMPROV folder")
+        p.add_argument("--output", required=True, help="corpus folder")
+        p.add_argument("--classes", nargs="+", default=None, help="emotion classes (default: the 4 classes)")
+        p.add_argument("--shard-index", type=int, default=0, help="this job's shard")
+        p.add_argument("--num-shards", type=int, default=1, help="number of shards")
+        p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+        if name == "iemocap":
+            p.add_argument("--face", choices=FACE_RULES, default="active_speaker",
+                           help="speaker's face: the active-speaker rule, or the speaker's half of the frame (side)")
+            p.add_argument("--markers-side", choices=("left", "right"), default="left",
+                           help="with --face side: the half showing the actor who wore the markers")
+            p.add_argument("--sessions", type=int, nargs="+", default=None, help="sessions to read (default: all)")
+            p.add_argument("--no-merge-excited", action="store_true", help="do not count excited as happiness")
+        else:
+            p.add_argument("--scenarios", nargs="+", default=None, help="scenarios to keep: R S P T (default: all)")
+            p.add_argument("--transcripts", default=None, help="folder of <utterance_id>.txt or a utt<TAB>text file")
+        add_pipeline_options(p, defaults)
+    args = parser.parse_args(argv)
+    config = pipeline_config(args)
+    options = {"shard_index": args.shard_index, "num_shards": args.num_shards, "progress": not args.no_progress}
+    if args.classes:
+        options["classes"] = args.classes
+    try:
+        if args.dataset == "iemocap":
+            summary = build_iemocap_corpus(args.root, args.output, config, args.face, markers_side=args.markers_side,
+                                           sessions=args.sessions, merge_excited=not args.no_merge_excited, **options)
+        else:
+            if args.scenarios:
+                options["scenarios"] = args.scenarios
+            summary = build_msp_improv_corpus(args.root, args.output, config, transcripts=args.transcripts, **options)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    print(f"{args.dataset}: {summary['records']} labelled utterances (dropped per label: {summary['dropped']}); "
+          f"{summary['processed']} videos processed ({summary['already_done']} already done), {summary['rows']} rows; "
+          f"manifest: {summary['manifest']}")
+
+
+def predict_main(argv: list[str] | None = None, prog: str = "memobert predict") -> None:
+    """`memobert predict VIDEO [--transcript FILE] --model DIR [--output OUT.csv|OUT.json]`."""
+    from .inference import predict_video, write_predictions, write_predictions_csv
+    from .preprocessing.releases import downstream_config
+
+    parser = argparse.ArgumentParser(prog=prog, description="The emotion of every utterance of a video, from a "
+                                     "prompt-tuned MEmoBERT: start, end, text, emotion and the probability of each "
+                                     "label word (CSV on stdout, or --output .csv/.json).")
+    parser.add_argument("video", help="the video file")
+    parser.add_argument("--transcript", default=None,
+                        help=".srt, .vtt or CSV manifest (default: the sidecar .srt/.vtt or the embedded subtitles)")
+    parser.add_argument("--model", required=True, help="folder of a saved MEmoBertForPrompt and its processor")
+    parser.add_argument("--output", default=None, help="a .csv or .json file (default: CSV on stdout)")
+    parser.add_argument("--batch-size", type=int, default=16, help="utterances per model call")
+    add_pipeline_options(parser, downstream_config())
+    args = parser.parse_args(argv)
+    config = pipeline_config(args)
+    try:
+        predictions = predict_video(args.video, args.model, args.transcript, config=config,
+                                    batch_size=args.batch_size, device=config.device)
+        if args.output:
+            print(f"{len(predictions)} utterances -> {write_predictions(predictions, args.output)}")
+        else:
+            write_predictions_csv(predictions, sys.stdout)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
+def downstream_main(argv: list[str] | None = None) -> None:
+    """`memobert downstream` / `prompt_tuning/run.py`: options from `--config FILE` and the command line (see --help)."""
+    from .training.arguments import ConfigError
+    from .training.downstream import parse_downstream_arguments, run_downstream
+
+    try:
+        run_downstream(parse_downstream_arguments(argv))
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+
+
+COMMANDS = {"preprocess": preprocess_main, "pretrain": pretrain_main, "prepare": prepare_main,
+            "predict": predict_main, "downstream": downstream_main}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -276,9 +276,10 @@ def pretrain(args: PretrainArguments) -> dict:
         "parameter_fingerprints": accelerator.gather(parameter_fingerprint(model).to(accelerator.device)).tolist(),
     }
     accelerator.wait_for_everyone()
+    state_dict = accelerator.get_state_dict(model)  # every process takes part: FSDP/DeepSpeed gather the shards
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        unwrapped.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=True)
         MEmoBertProcessor.from_config(tokenizer, unwrapped.config).save_pretrained(str(output_dir))
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         from ..evaluation.plots import plot_loss_curves
