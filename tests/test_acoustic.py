@@ -135,12 +135,16 @@ def test_log_mel():
     assert short.shape == (0, 80)
     assert long.shape == (167, 80)  # capped at 10 s, same frame count as wav2vec2
     # A 1 kHz tone puts its energy in one mel band, far above the silence floor elsewhere (raw log energies)
-    raw = LogMelExtractor(normalize=False).extract([tone])[0]
+    raw = LogMelExtractor(normalize="none").extract([tone])[0]
     band = raw.mean(0)
     assert band.max() - np.median(band) > 5
     np.testing.assert_allclose(ext.extract([tone])[0], feats)
-    # Normalised per utterance: each mel bin has zero mean and unit variance (or is constant -> 0)
+    # The default fixed map keeps loudness: a quieter copy has lower features; it is about unit scale
+    quiet = ext.extract([0.1 * tone])[0]
+    assert quiet.max() < feats.max() - 0.5 and -4 < feats.min() and feats.max() < 4
+    np.testing.assert_allclose(feats, (LogMelExtractor(normalize="none", fmax=None).extract([tone])[0].clip(np.log(1e-6)) + 6) / 4, atol=1e-4)
+    # Per utterance: each mel bin has zero mean and unit variance (or is constant -> 0)
     speechlike = tone * (1 + np.sin(2 * np.pi * 3 * t)).astype(np.float32)
-    normalised = ext.extract([speechlike])[0]
+    normalised = LogMelExtractor(normalize="utterance").extract([speechlike])[0]
     np.testing.assert_allclose(normalised.mean(0), 0, atol=1e-4)
     assert np.all((np.abs(normalised.std(0) - 1) < 1e-2) | (normalised.std(0) < 1e-2))

@@ -23,7 +23,7 @@ from memobert.preprocessing.pipeline import (
 )
 from memobert.preprocessing.transcripts import Utterance, write_srt
 
-from .fixtures_media import demo_media, numbered_frames, tone, truncated_copy, write_test_media
+from .fixtures_media import demo_media, numbered_frames, truncated_copy, write_test_media
 
 REPO = Path(__file__).resolve().parents[1]
 

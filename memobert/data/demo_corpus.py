@@ -9,7 +9,7 @@ from pathlib import Path
 DEMO_CLIPS = 48
 DEMO_SEED = 0
 # Bump when the pipeline's output changes for the same settings, so that cached demo corpora are rebuilt.
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 
 
 def build_demo_corpus(cache_dir: str | Path, num_clips: int = DEMO_CLIPS, seed: int = DEMO_SEED,

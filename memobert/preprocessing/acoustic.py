@@ -210,14 +210,20 @@ class HFSpeechExtractor(AcousticExtractor):
             results[i] = pooled.cpu().numpy().astype(np.float32, copy=False)
 
 
+LOG_MEL_NORMALIZATIONS = ("fixed", "utterance", "none")
+
+
 class LogMelExtractor(AcousticExtractor):
     """Log-mel filterbank (transformers `audio_utils`), mean-pooled over `pool` hops (6 x 10 ms = 60 ms).
 
     Args:
         n_mels: mel bins (80); win_ms / hop_ms: analysis window and hop (25 / 10 ms); pool: hops per output frame;
         max_seconds: audio cap (10 s); fmin / fmax: mel range in Hz (0 .. 8000).
-        normalize: standardise each mel bin over the utterance (zero mean, unit variance), so that frame
-            regression (SpanMAFR) works on a unit scale instead of raw log energies (-23 .. +5); False keeps them raw.
+        normalize: "fixed" (default) maps log energies to about unit scale with one fixed affine map,
+            `(log(max(mel, 1e-6)) + 6) / 4`, so that frame regression (SpanMAFR) works on a unit scale while loudness
+            and pitch level, which carry emotion, are kept; "utterance" standardises each mel bin over the utterance
+            (Kaldi-style CMVN: removes channel effects, and with them loudness and pitch level); "none" keeps raw
+            natural-log energies.
     """
 
     name = "log_mel"
@@ -231,7 +237,7 @@ class LogMelExtractor(AcousticExtractor):
         max_seconds: float = 10.0,
         fmin: float = 0.0,
         fmax: float | None = None,
-        normalize: bool = True,
+        normalize: str = "fixed",
     ) -> None:
         from transformers.audio_utils import mel_filter_bank, optimal_fft_length, window_function
 
@@ -252,6 +258,8 @@ class LogMelExtractor(AcousticExtractor):
         self.max_samples = int(round(max_seconds * SAMPLING_RATE))
         self.feature_dim = n_mels
         self.frame_seconds = self.hop_length * pool / SAMPLING_RATE
+        if normalize not in LOG_MEL_NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {LOG_MEL_NORMALIZATIONS}, got {normalize!r}.")
         self.normalize = normalize
 
     def extract(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -272,11 +280,13 @@ class LogMelExtractor(AcousticExtractor):
                 power=2.0,
                 center=False,
                 mel_filters=self.mel_filters,
-                mel_floor=1e-10,
+                mel_floor=1e-6 if self.normalize == "fixed" else 1e-10,
                 log_mel="log",
             )  # (n_mels, frames)
             frames = mean_pool_frames(mel.T, self.pool)
-            if self.normalize:
+            if self.normalize == "fixed":
+                frames = (frames + 6.0) / 4.0
+            elif self.normalize == "utterance":
                 frames = (frames - frames.mean(axis=0)) / (frames.std(axis=0) + 1e-5)
             out.append(np.ascontiguousarray(frames, dtype=np.float32))
         return out

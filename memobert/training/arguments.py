@@ -181,37 +181,39 @@ def parse_pretrain_arguments(argv: list[str] | None = None) -> PretrainArguments
     `[--config FILE.yaml|json] [--field value ...]`: the config file sets fields, the command line overrides them.
     Unknown keys in the file are an error that names them. The result is validated.
     """
+    parser = HfArgumentParser(PretrainArguments)
+    parser.add_argument("--config", help="YAML or JSON file of these options (the command line overrides it)")
+    return parse_config_and_command_line(parser, PretrainArguments, argv, "pretrain/run.py")
+
+
+def parse_config_and_command_line(parser: HfArgumentParser, arguments_class, argv: list[str] | None, script: str):
+    """Fills `arguments_class` from its defaults, then `--config FILE`, then the rest of `argv`; then validates it."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    config_path = None
     if "--config" in argv:
         at = argv.index("--config")
         if at + 1 >= len(argv):
             raise ConfigError("--config needs a YAML or JSON file.")
-        config_path = argv[at + 1]
+        parser.set_defaults(**load_config_file(argv[at + 1], arguments_class, script))
         del argv[at : at + 2]
-    parser = HfArgumentParser(PretrainArguments)
-    parser.add_argument("--config", help="YAML or JSON file of these options (the command line overrides it)")
-    if config_path is not None:
-        parser.set_defaults(**load_config_file(config_path))
     args = parser.parse_args_into_dataclasses(args=argv)[0]
     args.validate()
     return args
 
 
-def load_config_file(path: str) -> dict:
-    """The fields of a YAML/JSON config file, checked against PretrainArguments."""
+def load_config_file(path: str, arguments_class=PretrainArguments, script: str = "pretrain/run.py") -> dict:
+    """The fields of a YAML/JSON config file, checked against `arguments_class`."""
     if not os.path.isfile(path):
         raise ConfigError(f"Config file {path} does not exist.")
+    kind = "JSON" if path.endswith(".json") else "YAML"
     with open(path, encoding="utf-8") as handle:
         try:
-            values = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
+            values = json.load(handle) if kind == "JSON" else yaml.safe_load(handle)
         except (json.JSONDecodeError, yaml.YAMLError) as error:
-            raise ConfigError(f"Config file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {error}")
+            raise ConfigError(f"Config file {path} is not valid {kind}: {error}") from error
     values = values or {}
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of option: value.")
-    known = {f.name for f in fields(PretrainArguments)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - {f.name for f in fields(arguments_class)})
     if unknown:
-        raise ConfigError(f"Config file {path} has unknown options {unknown}; see `pretrain/run.py --help`.")
+        raise ConfigError(f"Config file {path} has unknown options {unknown}; see `{script} --help`.")
     return values

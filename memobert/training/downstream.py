@@ -27,19 +27,16 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
-import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
@@ -69,7 +66,7 @@ from ..evaluation.plots import plot_confusion_matrix
 from ..evaluation.tables import results_table, summarize
 from ..modeling_memobert import BERT_CONFIG_FIELDS, MEmoBertForPrompt, MEmoBertForSequenceClassification
 from ..processing_memobert import MEmoBertProcessor
-from .arguments import ConfigError
+from .arguments import ConfigError, load_config_file, parse_config_and_command_line
 from .corpus import corpus_features, feature_sizes, find_shards
 from .pretrain import adamw, resolve_bert
 
@@ -306,20 +303,9 @@ def parse_downstream_arguments(argv: list[str] | None = None) -> DownstreamArgum
     `[--config FILE.yaml|json] [--field value ...]`: the config file sets fields, the command line overrides them.
     Unknown keys in the file are an error that names them. The result is validated.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    config_path = None
-    if "--config" in argv:
-        at = argv.index("--config")
-        if at + 1 >= len(argv):
-            raise ConfigError("--config needs a YAML or JSON file.")
-        config_path = argv[at + 1]
-        del argv[at : at + 2]
-    parser = downstream_argument_parser()
-    if config_path is not None:
-        parser.set_defaults(**load_downstream_config(config_path))
-    args = parser.parse_args_into_dataclasses(args=argv)[0]
-    args.validate()
-    return args
+    return parse_config_and_command_line(
+        downstream_argument_parser(), DownstreamArguments, argv, "prompt_tuning/run.py"
+    )
 
 
 def downstream_argument_parser(prog: str | None = None) -> HfArgumentParser:
@@ -337,21 +323,7 @@ def downstream_argument_parser(prog: str | None = None) -> HfArgumentParser:
 
 def load_downstream_config(path: str) -> dict:
     """The fields of a YAML/JSON config file, checked against DownstreamArguments."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"Config file {path} does not exist.")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            values = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
-        except (json.JSONDecodeError, yaml.YAMLError) as error:
-            kind = "JSON" if path.endswith(".json") else "YAML"
-            raise ConfigError(f"Config file {path} is not valid {kind}: {error}") from error
-    values = values or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping of option: value.")
-    unknown = sorted(set(values) - {f.name for f in fields(DownstreamArguments)})
-    if unknown:
-        raise ConfigError(f"Config file {path} has unknown options {unknown}; see `prompt_tuning/run.py --help`.")
-    return values
+    return load_config_file(path, DownstreamArguments, "prompt_tuning/run.py")
 
 
 def canonical_case(case: str) -> str:
