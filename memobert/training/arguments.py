@@ -19,7 +19,28 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class PretrainArguments:
+class OptimizerArguments:
+    """AdamW, clipping and precision options shared by pretraining and downstream training."""
+
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (never on biases and LayerNorm)"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
+    adam_epsilon: float = field(default=1e-6, metadata={"help": "AdamW epsilon"})
+    max_grad_norm: float = field(default=5.0, metadata={"help": "gradient clipping norm (0: no clipping)"})
+    mixed_precision: str = field(default="no", metadata={"help": "'no', 'bf16' or 'fp16' (GPU)"})
+
+    def optimizer_problems(self) -> list[str]:
+        """What is wrong with these options (empty when nothing is)."""
+        problems = []
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            problems.append(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
+            problems.append("adam_beta1 and adam_beta2 must be in [0, 1)")
+        return problems
+
+
+@dataclass
+class PretrainArguments(OptimizerArguments):
     """Everything a pretraining run needs. The defaults are the demo recipe (`pretrain/configs/demo.yaml` spells them
     out); `pretrain/configs/base.yaml` is the paper's."""
 
@@ -89,12 +110,6 @@ class PretrainArguments:
     max_steps: int = field(default=200, metadata={"help": "optimizer updates"})
     learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate"})
     warmup_steps: int = field(default=20, metadata={"help": "linear warm-up updates, then linear decay to 0"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (never on biases and LayerNorm)"})
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
-    adam_epsilon: float = field(default=1e-6, metadata={"help": "AdamW epsilon"})
-    max_grad_norm: float = field(default=5.0, metadata={"help": "gradient clipping norm (0: no clipping)"})
-    mixed_precision: str = field(default="no", metadata={"help": "'no', 'bf16' or 'fp16' (GPU)"})
     seed: int = field(default=1234, metadata={"help": "seed of initialisation, data order, tasks and masking"})
 
     # -- output -----------------------------------------------------------------------------------------------------
@@ -154,12 +169,9 @@ class PretrainArguments:
             problems.append(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.overlength not in ("truncate", "drop"):
             problems.append(f"overlength must be 'truncate' or 'drop', got {self.overlength!r}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            problems.append(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         if self.report_to not in ("auto", "tensorboard", "wandb", "none"):
             problems.append(f"report_to must be 'auto', 'tensorboard', 'wandb' or 'none', got {self.report_to!r}")
-        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
-            problems.append("adam_beta1 and adam_beta2 must be in [0, 1)")
+        problems += self.optimizer_problems()
         if self.model_name_or_path in (None, "none") and not self.tokenizer_name:
             problems.append("model_name_or_path 'none' (random init) needs tokenizer_name")
         if self.model_name_or_path in (None, "none") and self.hidden_size % max(self.num_attention_heads, 1):

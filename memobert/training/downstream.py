@@ -75,7 +75,7 @@ from ..evaluation.plots import plot_confusion_matrix
 from ..evaluation.tables import results_table, summarize
 from ..modeling_memobert import BERT_CONFIG_FIELDS, MEmoBertForPrompt, MEmoBertForSequenceClassification
 from ..processing_memobert import MEmoBertProcessor
-from .arguments import ConfigError, load_config_file, parse_config_and_command_line
+from .arguments import ConfigError, OptimizerArguments, load_config_file, parse_config_and_command_line
 from .corpus import corpus_features, feature_sizes, find_shards
 from .pretrain import adamw, resolve_bert
 
@@ -107,7 +107,7 @@ RUN_CONFIG = "config.json"
 
 
 @dataclass
-class DownstreamArguments:
+class DownstreamArguments(OptimizerArguments):
     """Everything a downstream run needs. Unset `learning_rate` / `max_steps` take the setting's paper value
     (`PAPER_DEFAULTS`); `prompt_tuning/configs/iemocap.yaml` is the paper's recipe, `demo.yaml` the demo's."""
 
@@ -189,12 +189,6 @@ class DownstreamArguments:
     warmup_steps: int = field(default=100, metadata={"help": "linear warm-up updates, then linear decay to 0"})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "utterances per update per process"})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "utterances per evaluation batch"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (never on biases and LayerNorm)"})
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
-    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW beta2"})
-    adam_epsilon: float = field(default=1e-6, metadata={"help": "AdamW epsilon"})
-    max_grad_norm: float = field(default=5.0, metadata={"help": "gradient clipping norm (0: no clipping)"})
-    mixed_precision: str = field(default="no", metadata={"help": "'no', 'bf16' or 'fp16' (GPU)"})
 
     # -- selection and evaluation -----------------------------------------------------------------------------------
     eval_steps: int = field(default=100, metadata={"help": "updates between validation evaluations"})
@@ -292,10 +286,7 @@ class DownstreamArguments:
                 problems.append(f"modality case {case!r} is not a non-empty combination of L, V and A (e.g. LV)")
         if len({canonical_case(c) for c in self.modality_cases if not set(c) - set("LVA")}) != len(self.modality_cases):
             problems.append(f"modality_cases {self.modality_cases} name a case twice")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            problems.append(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
-        if not (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1):
-            problems.append("adam_beta1 and adam_beta2 must be in [0, 1)")
+        problems += self.optimizer_problems()
         if self.run_name is not None and (not self.run_name or not re.fullmatch(r"\w[\w.@%+-]*", self.run_name)):
             problems.append(
                 f"run_name {self.run_name!r} must start with a letter or digit and hold only letters, digits and "
