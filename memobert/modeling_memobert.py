@@ -6,6 +6,7 @@ into them as it is (`from_bert`). Each frame modality has its own embedder (`MEm
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -108,6 +109,92 @@ class MEmoBertSequenceClassifierOutput(ModelOutput):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Dropout and attention kernels
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def cpu_keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
+    """
+    A Bernoulli(1 - p) keep mask drawn on the CPU from 16-bit uniforms, four per 64-bit draw of torch's default
+    generator: about 3x cheaper than `bernoulli_`, which spends one generator call per element (the dropout masks were
+    14 % of a CPU training step). `p` is rounded to a multiple of 2^-16.
+    """
+    count = math.prod(shape)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    uniforms = words.view(torch.int16)[:count]  # uniform over [-32768, 32767]
+    return (uniforms >= round(p * 65536) - 32768).view(shape)
+
+
+class _ScaleByKeepMask(torch.autograd.Function):
+    """x * keep * scale, saving only the boolean mask for the backward (as torch's own dropout does)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return torch.ops.aten.native_dropout_backward(x, keep, scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (keep,) = ctx.saved_tensors
+        return torch.ops.aten.native_dropout_backward(grad, keep, ctx.scale), None, None
+
+
+def _use_fast_dropout(x: torch.Tensor, implementation: str) -> bool:
+    return implementation == "auto" and x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def dropout(x: torch.Tensor, p: float, training: bool, implementation: str = "auto") -> torch.Tensor:
+    """
+    Inverted dropout. `implementation="auto"`: on the CPU in eager mode the mask comes from `cpu_keep_mask`; on
+    accelerators and under `torch.compile` (which fuse their own random numbers) and with `"torch"`,
+    `torch.nn.functional.dropout`. Both keep each element with probability 1 - p and scale kept ones by 1 / (1 - p).
+    """
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0 or not _use_fast_dropout(x, implementation):
+        return F.dropout(x, p, training=True)
+    return _ScaleByKeepMask.apply(x, cpu_keep_mask(x.shape, p), 1.0 / (1.0 - p))
+
+
+class MEmoBertDropout(nn.Module):
+    """`nn.Dropout` through `dropout` (no parameters, so checkpoints are unchanged)."""
+
+    def __init__(self, p: float, implementation: str = "auto"):
+        super().__init__()
+        self.p, self.implementation = p, implementation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training, self.implementation)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, implementation={self.implementation}"
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_bias: torch.Tensor | None,
+    dropout_p: float = 0.0,
+    implementation: str = "auto",
+) -> torch.Tensor:
+    """
+    softmax(q k^T / sqrt(d) + bias) v with dropout on the probabilities. torch's `scaled_dot_product_attention`
+    (flash/memory-efficient kernels) whenever it can run fused: always without dropout, and with dropout on
+    accelerators. With dropout on the CPU torch falls back to its unfused math path anyway; there the same math runs
+    with `cpu_keep_mask` for the dropout.
+    """
+    if dropout_p == 0.0 or not _use_fast_dropout(query, implementation):
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=attention_bias, dropout_p=dropout_p)
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(1.0 / math.sqrt(query.shape[-1]))
+    if attention_bias is not None:
+        scores = scores.add_(attention_bias)
+    return torch.matmul(dropout(scores.softmax(dim=-1), dropout_p, True, implementation), value)
+
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Embeddings
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -121,7 +208,7 @@ class MEmoBertTextEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MEmoBertDropout(config.hidden_dropout_prob, config.dropout_implementation)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         length = input_ids.shape[1]
@@ -152,7 +239,7 @@ class MEmoBertFrameEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(max_length, config.hidden_size)
         self.type_embeddings = nn.Embedding(1, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MEmoBertDropout(config.hidden_dropout_prob, config.dropout_implementation)
 
     def forward(self, feats: torch.Tensor, bool_masked_pos: torch.Tensor | None = None) -> torch.Tensor:
         length, feature_dim = feats.shape[1], feats.shape[2]
@@ -174,7 +261,7 @@ class MEmoBertFrameEmbeddings(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Encoder (BERT's layers, attention through torch's scaled_dot_product_attention)
+# Encoder (BERT's layers, attention through `attention`: torch's scaled_dot_product_attention where it fuses)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -187,6 +274,7 @@ class MEmoBertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
+        self.dropout_implementation = config.dropout_implementation
 
     def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None) -> torch.Tensor:
         batch, length, hidden = hidden_states.shape
@@ -194,8 +282,8 @@ class MEmoBertSelfAttention(nn.Module):
         query = self.query(hidden_states).view(shape).transpose(1, 2)
         key = self.key(hidden_states).view(shape).transpose(1, 2)
         value = self.value(hidden_states).view(shape).transpose(1, 2)
-        context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_bias, dropout_p=self.dropout_prob if self.training else 0.0
+        context = attention(
+            query, key, value, attention_bias, self.dropout_prob if self.training else 0.0, self.dropout_implementation
         )
         return context.transpose(1, 2).reshape(batch, length, hidden)
 
@@ -205,7 +293,7 @@ class MEmoBertSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MEmoBertDropout(config.hidden_dropout_prob, config.dropout_implementation)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
@@ -236,7 +324,7 @@ class MEmoBertOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MEmoBertDropout(config.hidden_dropout_prob, config.dropout_implementation)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
@@ -354,7 +442,7 @@ class MEmoBertClassificationHead(nn.Module):
         self.dense = nn.Linear(config.hidden_size, 2 * config.hidden_size)
         self.act = ACT2FN["gelu"]
         self.LayerNorm = nn.LayerNorm(2 * config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = MEmoBertDropout(dropout, config.dropout_implementation)
         self.out_proj = nn.Linear(2 * config.hidden_size, config.num_labels)
 
     def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
