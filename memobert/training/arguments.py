@@ -60,6 +60,11 @@ class PretrainArguments(OptimizerArguments):
     num_attention_heads: int = field(default=4, metadata={"help": "attention heads, only for model_name_or_path=none"})
     intermediate_size: int = field(default=1024, metadata={"help": "FFN size, only for model_name_or_path=none"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
+    torch_compile: bool = field(
+        default=False,
+        metadata={"help": "compile the model with torch.compile (dynamic shapes; worth it on GPUs: the first steps "
+                          "compile for minutes, and on CPUs the eager step is as fast)"},
+    )
 
     # -- data -------------------------------------------------------------------------------------------------------
     corpus: str | None = field(
