@@ -38,9 +38,11 @@ demo-compare: demo
 
 # The published baselines (memobert/baselines, configs in baselines/configs/) on the same demo corpus, folds, recipe and
 # metrics, into the same output_dir: results.md puts them beside the MEmoBERT settings. UniMSE uses a small T5 built
-# from a T5Config (offline, no pretrained T5); face_eeg needs EEG / face pixels and is not run. The models trained from
-# scratch get the runner's baseline learning rate (1e-3) instead of the demo recipe's 1e-4 for pretrained MEmoBERT.
-DEMO_BASELINES := early_fusion late_fusion mfn m3er yamnet_audio resnet_logmel elderly_speech
+# from a T5Config (offline, no pretrained T5); face_eeg runs its face branch on the corpus' face features fused with an
+# acoustic branch (the corpora hold no EEG; SEED-IV EEG runs through baselines/seed_iv.py); resnet_logmel includes its
+# speaker-ID stage on each fold's training speakers. The models trained from scratch get the runner's baseline
+# learning rate (1e-3) instead of the demo recipe's 1e-4 for pretrained MEmoBERT.
+DEMO_BASELINES := early_fusion late_fusion mfn m3er face_eeg yamnet_audio resnet_logmel elderly_speech
 demo-baselines: setup
 	for b in $(DEMO_BASELINES); do $(DOWNSTREAM) --setting baseline --baseline $$b --learning_rate 1e-3 || exit 1; done
 	$(DOWNSTREAM) --setting baseline --baseline unimse --learning_rate 1e-3 \

@@ -15,7 +15,13 @@ from memobert.baselines.elderly_speech import (
     SegmentAttentionPooling,
     split_segments,
 )
-from memobert.baselines.resnet_logmel import ResNetTrunk, SpecAugment, StatisticsPooling, train_speaker_then_emotion
+from memobert.baselines.resnet_logmel import (
+    ReshuffledBatches,
+    ResNetTrunk,
+    SpecAugment,
+    StatisticsPooling,
+    train_speaker_then_emotion,
+)
 
 torch.set_num_threads(1)
 
@@ -162,6 +168,71 @@ def test_transfer_from_speaker_id_to_emotion():
                                         freeze_body=True)
     assert all(not p.requires_grad for p in frozen.trunk.parameters())
     assert all(p.requires_grad for p in frozen.head.parameters())
+
+
+def test_prepare_runs_the_speaker_stage_on_the_given_speakers_then_restores_the_emotion_head(monkeypatch):
+    torch.manual_seed(0)
+    model = build_baseline("resnet_logmel", dict(TINY_RESNET, layers=[1, 1, 1, 1], speaker_pretraining_epochs=3,
+                                                 speaker_pretraining_lr=1e-2))
+    assert model.prepare_needs_speakers
+    names = ["spk_b", "spk_a", "spk_c", "spk_a", "spk_b", "spk_c"]
+    batches = [dict(logmel_batch(6, seed=s), speakers=names) for s in (1, 2)]
+    batches[1]["acoustic_mask"][3] = 0  # an utterance without frames is skipped
+    body = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
+    heads, seen_labels = [], []
+    replace_head = model.replace_head
+    monkeypatch.setattr(model, "replace_head", lambda n: heads.append(n) or replace_head(n))
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda **b: seen_labels.append(b["labels"].clone()) or forward(**b))
+
+    summary = model.prepare(batches)
+
+    assert heads == [3, 4]  # a speaker head over the 3 speakers passed in, then a fresh emotion head
+    assert summary["speakers"] == ["spk_a", "spk_b", "spk_c"] and summary["num_speakers"] == 3
+    assert summary["utterances"] == 11 and len(summary["speaker_losses"]) == 3
+    assert model.head.out_features == model.config.num_classes == 4
+    changed = [k for k, v in model.state_dict().items() if k in body and not torch.equal(v, body[k])]
+    assert any(k.startswith("trunk.") for k in changed) and any(k.startswith("embedding.") for k in changed)
+    labels = torch.cat(seen_labels)  # stage 1 trained on speaker ids, never on the batches' emotion labels
+    assert labels.numel() == 3 * 11 and set(labels.tolist()) == {0, 1, 2}
+    out = model(**logmel_batch(4))
+    assert out.logits.shape == (4, 4)
+
+    with pytest.raises(ValueError, match="needs 'speakers'"):
+        model.prepare([logmel_batch(6)])
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        model.prepare([dict(logmel_batch(6), speakers=["one"] * 6)])
+
+
+def test_prepare_does_nothing_without_speaker_pretraining():
+    model = build_baseline("resnet_logmel", dict(TINY_RESNET, layers=[1, 1, 1, 1]))
+    assert not model.prepare_needs_speakers
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    assert model.prepare([logmel_batch(6)]) == {"speaker_pretraining_epochs": 0}
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's random draws are those of a model without prepare
+    with pytest.raises(ValueError, match="speaker_pretraining_epochs"):
+        build_baseline("resnet_logmel", dict(TINY_RESNET, speaker_pretraining_epochs=-1))
+
+
+def test_reshuffled_batches_cover_every_utterance_once_per_pass():
+    torch.manual_seed(0)
+    feats = [torch.full((n, 3), float(i)) for i, n in enumerate([4, 2, 5, 3, 1])]
+    batches = ReshuffledBatches(feats, [0, 1, 2, 0, 1], batch_size=2)
+    orders = set()
+    for _ in range(5):
+        passed = list(batches)
+        assert [len(b["labels"]) for b in passed] == [2, 2]  # 5 utterances by 2: the last batch of one is dropped
+        ids = []
+        for b in passed:
+            batch_ids = b["acoustic_feats"][:, 0, 0].long().tolist()
+            assert b["acoustic_mask"].sum(1).tolist() == [len(feats[i]) for i in batch_ids]
+            assert b["labels"].tolist() == [[0, 1, 2, 0, 1][i] for i in batch_ids]
+            ids += batch_ids
+        assert len(set(ids)) == 4
+        orders.add(tuple(ids))
+    assert len(orders) > 1  # a new order at every pass
 
 
 # ----------------------------------------------------------------------------------------------------------------------

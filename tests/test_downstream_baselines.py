@@ -38,13 +38,58 @@ def test_baseline_runs_end_to_end_beside_the_memobert_settings(fixture, tmp_path
     assert {"direct", name} <= set(summary["runs"])
 
 
+def test_resnet_logmel_runs_with_the_speaker_id_stage_on_the_training_speakers(fixture, tmp_path):  # noqa: F811
+    config = tmp_path / "resnet.json"
+    config.write_text(json.dumps({"baseline": "resnet_logmel", "config": {
+        "layers": [1, 1, 1, 1], "base_channels": 4, "embedding_dim": 8, "freq_mask_width": 2, "time_mask_width": 2,
+        "speaker_pretraining_epochs": 2, "speaker_pretraining_lr": 1e-2}}))
+    out = tmp_path / "out"
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline="resnet_logmel", baseline_config=str(config)))
+    run = only_run(out, "resnet_logmel")
+    prepare = run["init"]["prepare"]
+    # stage 1 saw the fold's training speakers only, never a validation or test speaker
+    assert prepare["speakers"] == run["speakers"]["train"] and prepare["num_speakers"] == 3
+    assert not set(prepare["speakers"]) & (set(run["speakers"]["validation"]) | set(run["speakers"]["test"]))
+    assert prepare["utterances"] == run["rows"]["train"] and len(prepare["speaker_losses"]) == 2
+    assert list(run["test"]) == ["A", "LA", "VA", "LVA"]  # audio only
+    for metrics in run["test"].values():  # stage 2: the emotion head over the 4 classes
+        assert len(metrics["confusion"]) == 4 and sum(map(sum, metrics["confusion"])) == run["rows"]["test"]
+    predictions = read_csv(out / "resnet_logmel" / "predictions.csv")
+    assert len(predictions) == run["rows"]["test"] * 4
+    assert "| resnet_logmel | LVA |" in (out / "results.md").read_text()
+
+
+def test_face_eeg_runs_its_face_and_acoustic_branches_without_eeg(fixture, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline="face_eeg"))  # baselines/configs/face_eeg.yaml
+    run = only_run(out, "face_eeg")
+    config = run["init"]["config"]
+    assert run["init"]["baseline_config"].endswith("baselines/configs/face_eeg.yaml")
+    assert config["eeg"] is False and config["face_input"] == "features"
+    assert config["modalities"] == ["visual", "acoustic"] and config["class_names"] == list(run["classes"])
+    assert list(run["test"]) == ["V", "A", "LV", "LA", "VA", "LVA"]  # text alone feeds neither branch
+    for metrics in run["test"].values():
+        assert sum(map(sum, metrics["confusion"])) == run["rows"]["test"]
+    assert run["selected_validation"]["uar"] == max(p["validation"]["uar"] for p in run["validation_curve"])
+    assert len(read_csv(out / "face_eeg" / "predictions.csv")) == run["rows"]["test"] * 6
+    table = (out / "results.md").read_text()
+    assert "| face_eeg | LVA |" in table and "| face_eeg | L |" not in table
+
+
 def test_baseline_setting_validates_its_choice(tmp_path):
     with pytest.raises(ConfigError, match="needs --baseline"):
         parse_downstream_arguments(["--setting", "baseline"])
     with pytest.raises(ConfigError, match="unknown"):
         parse_downstream_arguments(["--setting", "baseline", "--baseline", "nope"])
-    with pytest.raises(ConfigError, match="not run by the downstream runner"):
-        parse_downstream_arguments(["--setting", "baseline", "--baseline", "face_eeg"])
+    assert parse_downstream_arguments(["--setting", "baseline", "--baseline", "face_eeg"]).name == "face_eeg"
+    for config, key, fix in (({"eeg": True}, "eeg_feats", "set eeg: false"),
+                             ({"eeg": False, "face_input": "pixels"}, "face_pixels", "set face_input: features"),
+                             ({"eeg": False, "face_input": "fer_probs"}, "face_soft_labels", "face_input: features")):
+        path = tmp_path / f"face_eeg_{key}.json"
+        path.write_text(json.dumps({"baseline": "face_eeg", "config": {"modalities": ["visual", "acoustic"], **config}}))
+        with pytest.raises(ConfigError, match=f"reads \\['{key}'\\].*{fix}"):
+            parse_downstream_arguments(["--setting", "baseline", "--baseline", "face_eeg", "--baseline_config",
+                                        str(path)])
     with pytest.raises(ConfigError, match="is for baseline 'mfn'"):
         parse_downstream_arguments(["--setting", "baseline", "--baseline", "m3er",
                                     "--baseline_config", "baselines/configs/mfn.yaml"])

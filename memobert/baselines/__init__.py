@@ -12,8 +12,11 @@ Neural baselines (`spec.kind == "neural"`): an `nn.Module` whose `forward(**batc
 does not use, and returns a `BaselineOutput` dataclass (or a subclass with extra fields) with
 `loss` (when `labels` are given) and `logits` `(B, num_classes)`, whose argmax is the prediction. Some need more keys,
 listed in `spec.extra_keys`: `texts` (list of str: UniMSE tokenises with T5's own tokenizer), `eeg_feats`
-`(B, 62, 5)`, `face_pixels`, `face_soft_labels`. A model with a `prepare(train_batches)` method (`spec.needs_prepare`:
-M3ER's modality check) must have it called once with the training batches before training. The training loop is the
+`(B, 62, 5)`, `face_pixels`, `face_soft_labels` (`spec.batch_keys(config)`: those a given config reads; face_eeg with
+`eeg: false, face_input: features` reads none). A model with a `prepare(train_batches)` method (`spec.needs_prepare`:
+M3ER's modality check, ResNet34's speaker-ID stage) must have it called once with the training batches before
+training; when its `prepare_needs_speakers` is True those batches also carry `speakers` (one speaker string per
+utterance; ResNet34 with `speaker_pretraining_epochs` > 0). The training loop is the
 usual one: `loss.backward()`, optimizer step; `model.eval()` for evaluation (SpecAugment, Monte-Carlo fusion and M3ER's
 check switch on the mode).
 
@@ -32,6 +35,7 @@ files under `baselines/configs/` (`baseline: <name>`, `config: {...}`) -> (spec,
 | mfn | Memory Fusion Network (AAAI 2018) | mfn.py |
 | m3er | M3ER: CCA modality check, proxy features, multiplicative fusion, MFN (AAAI 2020) | m3er.py |
 | face_eeg | face CNN + EEG encoder, Monte-Carlo decision fusion (BSPC 2021) | face_eeg.py |
+| (SEED-IV) | face_eeg's EEG encoder on SEED-IV, LOSO or session folds (`baselines/seed_iv.py`) | seed_iv.py |
 | resnet_logmel | ResNet34 on log-mels, statistics pooling, SpecAugment, speaker-ID transfer | resnet_logmel.py |
 | yamnet_audio / elderly_speech | YAMNet-style MobileNet + text embeddings -> sklearn (ICMI 2020) | elderly_speech.py |
 | unimse | T5 with A/V adapters, contrastive loss, label words (EMNLP 2022) | unimse.py |
@@ -86,6 +90,7 @@ from .resnet_logmel import (
     SpecAugment,
     StatisticsPooling,
     build_resnet_logmel,
+    pretrain_speakers,
     train_speaker_then_emotion,
 )
 from .unimse import UniMSEConfig, UniMSEModel, build_unimse
@@ -111,6 +116,11 @@ class BaselineSpec:
     def make_config(self, config: Any = None, **overrides: Any) -> Any:
         """The config dataclass from an instance, a mapping or None, with overrides (unknown keys raise)."""
         return make_config(self.config_class, config, **overrides)
+
+    def batch_keys(self, config: Any) -> tuple[str, ...]:
+        """The extra batch keys `config` makes the system read: its `batch_keys()` when the config has one (face_eeg's
+        depend on its branches), else every key of `extra_keys`."""
+        return tuple(config.batch_keys()) if hasattr(config, "batch_keys") else self.extra_keys
 
 
 BASELINES: dict[str, BaselineSpec] = {}
@@ -168,7 +178,7 @@ for _spec in (
     BaselineSpec("face_eeg", FaceEEGConfig, build_face_eeg,
                  extra_keys=("eeg_feats", "face_pixels", "face_soft_labels"),
                  paper="face + EEG with Monte-Carlo decision fusion, BSPC 2021"),
-    BaselineSpec("resnet_logmel", ResNetLogMelConfig, build_resnet_logmel,
+    BaselineSpec("resnet_logmel", ResNetLogMelConfig, build_resnet_logmel, needs_prepare=True,
                  paper="ResNet34 on log-mels with statistics pooling, SpecAugment and speaker-ID transfer"),
     BaselineSpec("yamnet_audio", ElderlySpeechConfig, build_yamnet_audio,
                  paper="Boateng & Kowatsch, ICMI 2020 (audio encoder alone)"),
@@ -198,7 +208,8 @@ __all__ = [
     "FaceEEGConfig", "FaceEEGModel", "EEGEncoder", "monte_carlo_fusion", "fit_branch_weights", "read_seed_iv",
     "seed_iv_samples", "build_face_eeg",
     # ResNet log-mel
-    "ResNetLogMelConfig", "ResNetLogMelModel", "StatisticsPooling", "SpecAugment", "train_speaker_then_emotion",
+    "ResNetLogMelConfig", "ResNetLogMelModel", "StatisticsPooling", "SpecAugment", "pretrain_speakers",
+    "train_speaker_then_emotion",
     "build_resnet_logmel",
     # elderly speech
     "ElderlySpeechConfig", "ElderlySpeechBaseline", "YAMNetAudioModel", "YAMNetEncoder", "MobileNetV1",

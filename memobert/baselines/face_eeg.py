@@ -27,7 +27,9 @@ mapped, no training) or `"features"` (an MLP over the corpus' `visual_feats`; th
 Each branch is trained on its own cross-entropy; fusion has no parameters. In training mode `logits` are the log
 weighted mean (the limit of the Monte-Carlo rule); in eval mode they are the log Monte-Carlo distribution.
 SEED-IV holds EEG only: the fusion needs face and EEG recorded together (the paper's own recordings); on the
-MEmoBERT corpora, which hold no EEG, the EEG branch is off and acoustic/text branches can stand in (`modalities`).
+MEmoBERT corpora, which hold no EEG, the EEG branch is off and acoustic/text branches can stand in (`modalities`;
+the downstream runner runs `baselines/configs/face_eeg.yaml`: face features + acoustic). The EEG encoder alone runs on
+SEED-IV with `baselines/seed_iv.py` (`memobert.baselines.seed_iv`: LOSO or session-held-out folds, WA / UAR).
 """
 
 from __future__ import annotations
@@ -359,6 +361,14 @@ class FaceEEGConfig(BaselineConfig):
             raise ValueError(f"FaceEEGConfig.mc_rule must be 'mean' or 'vote', got {self.mc_rule!r}.")
         self.face_class_names = tuple(self.face_class_names)
         self.class_names = tuple(self.class_names)
+
+    def batch_keys(self) -> tuple[str, ...]:
+        """The batch keys beyond the processor's that this configuration reads: `eeg_feats` (eeg), and for the face
+        branch `face_pixels` (face_input pixels) or `face_soft_labels` (fer_probs); none for face_input features."""
+        keys = ("eeg_feats",) if self.eeg else ()
+        if "visual" in self.modalities and self.face_input != "features":
+            keys += ({"pixels": "face_pixels", "fer_probs": "face_soft_labels"}[self.face_input],)
+        return keys
 
 
 @dataclass

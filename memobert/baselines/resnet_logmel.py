@@ -4,8 +4,10 @@ The system compared in the seed: a ResNet34 (BasicBlocks [3, 4, 6, 3], widths c,
 the log-mel "image" `(1, mels, frames)`; statistics pooling concatenates the mean and the standard deviation over time
 of the last feature map (channels × reduced mel bins), so any length gives one fixed-size vector; an embedding layer
 and a linear head follow. SpecAugment (Park et al. 2019) masks random frequency bands and time spans on the fly, in
-training mode only. Transfer: train on speaker identification, replace the head (`replace_head`), retrain on emotion
-(`train_speaker_then_emotion`).
+training mode only. Transfer: train on speaker identification (`pretrain_speakers`), replace the head
+(`replace_head`), retrain on emotion (`train_speaker_then_emotion`). In the downstream runner, stage 1 is
+`ResNetLogMelModel.prepare(train_batches)` (on when `speaker_pretraining_epochs` > 0: a speaker-ID head over the
+speakers of the fold's training rows only, then a fresh emotion head) and stage 2 is the runner's own training loop.
 
 Open points and the readings chosen (options in `ResNetLogMelConfig`):
 - width: 32 base channels (`base_channels`; the "half-width" ResNet34 of speaker verification; 64 is the ImageNet
@@ -17,17 +19,21 @@ Open points and the readings chosen (options in `ResNetLogMelConfig`):
   mean of per-utterance normalised log-mels); no time warping.
 - "High resolution" log-mels: the frequency axis is the corpus' acoustic feature (`acoustic_dim` mel bins) and the
   time axis its frames; build the corpus with `LogMelExtractor(pool=1)` for 10 ms frames.
-- Transfer: the whole network is retrained for emotion (`freeze_body=False`); the speaker head is discarded.
+- Transfer: the whole network is retrained for emotion (`freeze_body=False`); the speaker head is discarded. In
+  `prepare`, speaker ids are the sorted distinct `speakers` strings of the batches; the utterances are reshuffled
+  and re-batched at every epoch (the runner's training rows come grouped by speaker), utterances without frames are
+  skipped, and a last batch of one utterance is dropped (the embedding's BatchNorm needs two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from .common import BaselineConfig, BaselineOutput, classification_loss, make_config
 
@@ -150,7 +156,8 @@ class SpecAugment(nn.Module):
 @dataclass
 class ResNetLogMelConfig(BaselineConfig):
     """acoustic_dim = mel bins. layers ([3,4,6,3] = ResNet34), base_channels (32), embedding_dim (256), dropout,
-    SpecAugment: spec_augment (on/off), freq_masks, freq_mask_width, time_masks, time_mask_width, mask_value."""
+    SpecAugment: spec_augment (on/off), freq_masks, freq_mask_width, time_masks, time_mask_width, mask_value.
+    Speaker-ID transfer in `prepare`: speaker_pretraining_epochs (0 = off) at speaker_pretraining_lr (AdamW)."""
 
     modalities: tuple[str, ...] = ("acoustic",)
     acoustic_dim: int = 80
@@ -164,11 +171,16 @@ class ResNetLogMelConfig(BaselineConfig):
     time_masks: int = 2
     time_mask_width: int = 20
     mask_value: float = 0.0
+    speaker_pretraining_epochs: int = 0
+    speaker_pretraining_lr: float = 1e-3
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.modalities != ("acoustic",):
             raise ValueError("ResNetLogMelConfig.modalities must be ('acoustic',): the model reads log-mels only.")
+        if self.speaker_pretraining_epochs < 0 or not self.speaker_pretraining_lr > 0:
+            raise ValueError(f"ResNetLogMelConfig: speaker_pretraining_epochs must be >= 0 and speaker_pretraining_lr "
+                             f"> 0, got {self.speaker_pretraining_epochs} and {self.speaker_pretraining_lr}.")
         self.layers = tuple(self.layers)
 
 
@@ -204,6 +216,46 @@ class ResNetLogMelModel(nn.Module):
         device = self.head.weight.device
         self.head = nn.Linear(self.config.embedding_dim, num_classes).to(device)
         return self.head
+
+    @property
+    def prepare_needs_speakers(self) -> bool:
+        """Whether `prepare` runs the speaker-ID stage, so that its batches must carry `speakers`."""
+        return self.config.speaker_pretraining_epochs > 0
+
+    def prepare(self, train_batches: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Stage 1 of the transfer, called once with the training batches (the downstream runner's hook): with
+        `speaker_pretraining_epochs` > 0, `pretrain_speakers` over the speakers of these batches (each batch carries
+        `speakers`, one string per utterance, mapped to ids in sorted order), then a fresh emotion head
+        (`replace_head(num_classes)`). Returns a summary (speakers, per-epoch losses); with 0 epochs it does
+        nothing."""
+        epochs = self.config.speaker_pretraining_epochs
+        if epochs == 0:
+            return {"speaker_pretraining_epochs": 0}
+        utterances, names, batch_size = [], [], 2
+        for batch in train_batches:
+            if batch.get("speakers") is None:
+                raise ValueError("ResNetLogMelModel.prepare with speaker_pretraining_epochs > 0 needs 'speakers' in "
+                                 "each batch (one speaker string per utterance).")
+            feats, mask = batch["acoustic_feats"], batch.get("acoustic_mask")
+            if len(batch["speakers"]) != len(feats):
+                raise ValueError(f"A batch has {len(feats)} utterances but {len(batch['speakers'])} speakers.")
+            lengths = [feats.shape[1]] * len(feats) if mask is None else mask.sum(1).tolist()
+            batch_size = max(batch_size, len(feats))
+            for x, length, name in zip(feats, lengths, batch["speakers"]):
+                if length > 0:  # an utterance without frames says nothing about its speaker
+                    utterances.append(x[:int(length)])
+                    names.append(str(name))
+        speakers = sorted(set(names))
+        if len(speakers) < 2 or len(utterances) < 2:
+            raise ValueError(f"Speaker pretraining needs utterances of at least 2 speakers; got {len(utterances)} "
+                             f"utterance(s) of {len(speakers)}.")
+        index = {name: i for i, name in enumerate(speakers)}
+        batches = ReshuffledBatches(utterances, [index[n] for n in names], batch_size)
+        losses = pretrain_speakers(self, batches, len(speakers), epochs, self.config.speaker_pretraining_lr)
+        self.replace_head(self.config.num_classes)
+        return {"speaker_pretraining_epochs": epochs, "learning_rate": self.config.speaker_pretraining_lr,
+                "num_speakers": len(speakers), "speakers": speakers, "utterances": len(utterances),
+                "speaker_losses": losses}
 
     def forward(self, acoustic_feats: torch.Tensor | None = None, acoustic_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, **unused: Any) -> ResNetLogMelOutput:
@@ -243,6 +295,28 @@ class TransferResult:
     emotion_losses: list[float] = field(default_factory=list)
 
 
+class ReshuffledBatches:
+    """Re-iterable batches of variable-length log-mels `(frames, mels)` and their labels: every pass draws a new order
+    (from the global torch RNG) and pads each batch (`acoustic_mask`); a last batch of one utterance is dropped."""
+
+    def __init__(self, feats: list[torch.Tensor], labels: list[int], batch_size: int) -> None:
+        if len(feats) != len(labels) or batch_size < 2:
+            raise ValueError("ReshuffledBatches needs one label per utterance and a batch size >= 2.")
+        self.feats, self.labels, self.batch_size = feats, labels, batch_size
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        order = torch.randperm(len(self.feats)).tolist()
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            if len(chunk) < 2:
+                continue
+            feats = [self.feats[i] for i in chunk]
+            yield {"acoustic_feats": pad_sequence(feats, batch_first=True),
+                   "acoustic_mask": pad_sequence([torch.ones(len(x), dtype=torch.long) for x in feats],
+                                                 batch_first=True),
+                   "labels": torch.tensor([self.labels[i] for i in chunk], dtype=torch.long)}
+
+
 def _train_stage(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]], epochs: int, lr: float,
                  weight_decay: float, params: Iterable[nn.Parameter], device: torch.device) -> list[float]:
     optimizer = torch.optim.AdamW(list(params), lr=lr, weight_decay=weight_decay)
@@ -265,20 +339,27 @@ def _train_stage(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]]
     return losses
 
 
+def pretrain_speakers(model: ResNetLogMelModel, speaker_batches: Iterable[Mapping[str, torch.Tensor]],
+                      num_speakers: int, epochs: int, lr: float, weight_decay: float = 0.0) -> list[float]:
+    """Stage 1 of the transfer: `replace_head(num_speakers)`, then the whole network trained on speaker ids (the
+    batches' `labels`); returns the mean loss per epoch. The model keeps the speaker head, in train mode."""
+    device = next(model.parameters()).device
+    model.replace_head(num_speakers)
+    return _train_stage(model, speaker_batches, epochs, lr, weight_decay, model.parameters(), device)
+
+
 def train_speaker_then_emotion(model: ResNetLogMelModel, speaker_batches: Iterable[Mapping[str, torch.Tensor]],
                                num_speakers: int, emotion_batches: Iterable[Mapping[str, torch.Tensor]],
                                num_emotions: int, speaker_epochs: int = 10, emotion_epochs: int = 10,
                                lr: float = 1e-3, emotion_lr: float | None = None, weight_decay: float = 0.0,
                                freeze_body: bool = False,
                                on_stage_end: Callable[[str, ResNetLogMelModel], None] | None = None) -> TransferResult:
-    """Stage 1: `replace_head(num_speakers)` and train on speaker ids. Stage 2: `replace_head(num_emotions)` and train
-    on emotions (the body too unless `freeze_body`). Batches are re-iterable (lists or DataLoaders) of dicts with
-    `acoustic_feats`, optional `acoustic_mask` and `labels`. The model ends with the emotion head, in train mode."""
+    """Stage 1: `pretrain_speakers`. Stage 2: `replace_head(num_emotions)` and train on emotions (the body too unless
+    `freeze_body`). Batches are re-iterable (lists or DataLoaders) of dicts with `acoustic_feats`, optional
+    `acoustic_mask` and `labels`. The model ends with the emotion head, in train mode."""
     device = next(model.parameters()).device
     result = TransferResult()
-    model.replace_head(num_speakers)
-    result.speaker_losses = _train_stage(model, speaker_batches, speaker_epochs, lr, weight_decay,
-                                         model.parameters(), device)
+    result.speaker_losses = pretrain_speakers(model, speaker_batches, num_speakers, speaker_epochs, lr, weight_decay)
     if on_stage_end is not None:
         on_stage_end("speaker", model)
     model.replace_head(num_emotions)

@@ -9,11 +9,15 @@ Four settings, as compared in the paper:
 - `baseline`: one of the published systems of `memobert.baselines` (`--baseline NAME`, optionally
   `--baseline_config baselines/configs/NAME.yaml`), built from the registry with the corpus' feature sizes, the
   tokenizer's vocabulary and the class count, fed the same processor batches (plus `texts` when the system asks for
-  them; `prepare(train_batches)` is called once per run when it has one) and trained, selected and tested exactly like
-  the MEmoBERT settings. Its run name defaults to the baseline's name. The classical `elderly_speech` system has no
-  training loop: it is fitted on the training rows and tested (`fit_and_test_classical`). A baseline is tested only
-  in the modality cases holding at least one of its modalities (an audio-only system has no L, V, LV rows). `face_eeg`
-  (needs EEG or face pixels) is not run here; `unimse` runs when its config gives a T5 that loads (offline:
+  them; `prepare(train_batches)` is called once per fold and seed when it has one, on the training rows only, their
+  `speakers` included when the model's `prepare_needs_speakers` says so: ResNet34's speaker-ID -> emotion transfer)
+  and trained, selected and tested exactly like the MEmoBERT settings. Its run name defaults to the baseline's name.
+  The classical `elderly_speech` system has no training loop: it is fitted on the training rows and tested
+  (`fit_and_test_classical`). A baseline is tested only in the modality cases holding at least one of its modalities
+  (an audio-only system has no L, V, LV rows). `face_eeg` runs with a config that reads only the corpus' inputs
+  (`baselines/configs/face_eeg.yaml`: the face branch on `visual_feats` fused with an acoustic branch, no EEG); a
+  config asking for `eeg_feats`, `face_pixels` or `face_soft_labels` is refused, naming the key and the fix (the EEG
+  side runs on SEED-IV with `baselines/seed_iv.py`). `unimse` runs when its config gives a T5 that loads (offline:
   `baselines/configs/offline/unimse_tiny.yaml`, a small T5 built from a T5Config).
 
 For every fold and seed: train on the training speakers, evaluate on the validation speakers every `eval_steps`,
@@ -88,9 +92,13 @@ PAPER_DEFAULTS = {
     "direct": {"learning_rate": 5e-5, "max_steps": 2000},
     "baseline": {"learning_rate": 1e-3, "max_steps": 2000},  # the common rate for small networks trained from scratch
 }
-# Registered baselines the runner does not train, and why.
-RUNNER_EXCLUDED_BASELINES = {
-    "face_eeg": "needs EEG features or face pixels (eeg_feats, face_pixels), which the corpora do not hold",
+# The batch keys beyond the processor's that the runner feeds a baseline (when its spec lists them).
+RUNNER_EXTRA_KEYS = ("texts",)
+# Keys a baseline config may ask for that the runner does not feed (the corpora hold no EEG), and the fix.
+UNFED_KEY_FIXES = {
+    "eeg_feats": "set eeg: false (the EEG side runs on SEED-IV with baselines/seed_iv.py)",
+    "face_pixels": "set face_input: features (the face branch on the corpus' visual_feats)",
+    "face_soft_labels": "set face_input: features (the face branch on the corpus' visual_feats)",
 }
 MODALITY_CASES = ("L", "V", "A", "LV", "LA", "VA", "LVA")
 FOLD_SCHEMES = ("iemocap_loso_speaker", "iemocap_loso_session", "msp_improv", "speaker_kfold:K")
@@ -120,7 +128,8 @@ class DownstreamArguments(OptimizerArguments):
     baseline: str | None = field(
         default=None,
         metadata={"help": "with --setting baseline: the registered system (memobert.baselines.BASELINES), e.g. "
-                          "early_fusion, late_fusion, mfn, m3er, resnet_logmel, yamnet_audio, unimse"},
+                          "early_fusion, late_fusion, mfn, m3er, face_eeg, resnet_logmel, yamnet_audio, unimse, "
+                          "elderly_speech"},
     )
     baseline_config: str | None = field(
         default=None,
@@ -330,16 +339,12 @@ class DownstreamArguments(OptimizerArguments):
 
 def _baseline_problems(args: DownstreamArguments) -> list[str]:
     """What is wrong with the baseline choice of a `--setting baseline` run (no corpus read)."""
-    from ..baselines import BASELINES
+    from ..baselines import BASELINES, load_baseline_config
 
-    runnable = sorted(set(BASELINES) - set(RUNNER_EXCLUDED_BASELINES))
     if not args.baseline:
-        return [f"setting baseline needs --baseline NAME (one of {runnable})"]
+        return [f"setting baseline needs --baseline NAME (one of {sorted(BASELINES)})"]
     if args.baseline not in BASELINES:
         return [f"baseline {args.baseline!r} is unknown (registered: {sorted(BASELINES)})"]
-    if args.baseline in RUNNER_EXCLUDED_BASELINES:
-        return [f"baseline {args.baseline} is not run by the downstream runner: "
-                f"{RUNNER_EXCLUDED_BASELINES[args.baseline]}"]
     path = args.resolved_baseline_config
     if args.baseline_config and not Path(path).is_file():
         return [f"baseline_config {args.baseline_config} does not exist"]
@@ -349,7 +354,36 @@ def _baseline_problems(args: DownstreamArguments) -> list[str]:
         named = (yaml.safe_load(Path(path).read_text()) or {}).get("baseline")
         if named != args.baseline:
             return [f"baseline_config {path} is for baseline {named!r}, not {args.baseline!r}"]
+    spec = BASELINES[args.baseline]
+    if set(spec.extra_keys) <= set(RUNNER_EXTRA_KEYS):
+        return []
+    try:  # the keys depend on the config (face_eeg's branches): build it as the run would, sizes aside
+        overrides = _task_overrides(args, args.emotion_labels())
+    except ValueError:
+        return []  # bad classes: reported by validate
+    try:
+        config = load_baseline_config(path, **overrides)[1] if path else spec.make_config(None, **overrides)
+    except ValueError as error:
+        return [str(error).rstrip(".")]
+    unfed = [key for key in spec.batch_keys(config) if key not in RUNNER_EXTRA_KEYS]
+    if unfed:
+        fixes = sorted({UNFED_KEY_FIXES.get(key, "give a config that reads only the corpus' inputs") for key in unfed})
+        return [f"baseline {spec.name} with the config {path or '(defaults)'} reads {unfed}, which the downstream "
+                "corpora do not hold (the runner feeds input_ids, visual_feats and acoustic_feats, plus "
+                f"{list(RUNNER_EXTRA_KEYS)} when asked): " + "; ".join(fixes) +
+                (" as in baselines/configs/face_eeg.yaml" if spec.name == "face_eeg" else "")]
     return []
+
+
+def _task_overrides(args: DownstreamArguments, labels: EmotionLabels) -> dict:
+    """The baseline config fields the runner sets from the task: the class count, UniMSE's label words (it generates
+    them) and face_eeg's class names (its FER class map reads them)."""
+    overrides: dict = {"num_classes": labels.num_classes}
+    if args.baseline == "unimse":
+        overrides["label_words"] = tuple(labels.label_words)
+    if args.baseline == "face_eeg":
+        overrides["class_names"] = tuple(labels.classes)
+    return overrides
 
 
 def parse_downstream_arguments(argv: list[str] | None = None) -> DownstreamArguments:
@@ -668,9 +702,7 @@ def build_baseline_model(
     end of sequence ([SEP]) go into the T5Config."""
     from ..baselines import BASELINES, load_baseline_config
 
-    overrides = dict(sizes, num_classes=labels.num_classes, text_vocab_size=len(tokenizer))
-    if args.baseline == "unimse":  # UniMSE generates the run's label words
-        overrides["label_words"] = tuple(labels.label_words)
+    overrides = dict(sizes, text_vocab_size=len(tokenizer), **_task_overrides(args, labels))
     path = args.resolved_baseline_config
     if path:
         spec, config = load_baseline_config(path, **overrides)
@@ -705,10 +737,13 @@ def _check_pretrained(config: MEmoBertConfig, sizes: dict, lengths: dict, pretra
 class BatchBuilder:
     """Rows of the corpus -> model inputs for one modality case (absent modalities left out of the batch). With
     `texts`, the batch also carries the utterance strings under `texts` ("" when the case has no L), for the
-    baselines that tokenise text themselves."""
+    baselines that tokenise text themselves; with `speakers`, each row's speaker string under `speakers` (for a
+    baseline's `prepare` on the training rows: ResNet34's speaker-ID stage)."""
 
-    def __init__(self, corpus: DownstreamCorpus, processor: MEmoBertProcessor, prompt: bool, texts: bool = False):
+    def __init__(self, corpus: DownstreamCorpus, processor: MEmoBertProcessor, prompt: bool, texts: bool = False,
+                 speakers: bool = False):
         self.corpus, self.processor, self.prompt, self.texts = corpus, processor, prompt, texts
+        self.speakers = speakers
 
     def __call__(self, rows: Sequence[int], case: str = "LVA") -> dict[str, torch.Tensor]:
         rows = [int(r) for r in rows]
@@ -724,6 +759,8 @@ class BatchBuilder:
         batch["rows"] = torch.as_tensor(rows, dtype=torch.long)
         if self.texts:
             batch["texts"] = text if text is not None and not self.prompt else [""] * len(rows)
+        if self.speakers:
+            batch["speakers"] = [self.corpus.speakers[r] for r in rows]
         return batch
 
 
@@ -840,10 +877,14 @@ def train_and_test(
     builder = BatchBuilder(corpus, processor, prompt=args.setting == "prompt", texts=_needs_texts(args))
     train_rows = sample_train_fraction(fold.train, corpus.labels, args.train_fraction, seed=seed * 1000 + fold_number)
     validation_rows = np.asarray(fold.validation, dtype=np.int64)
-    if hasattr(model, "prepare"):  # e.g. M3ER's modality check, fitted once on the training rows
-        size = args.per_device_train_batch_size
+    if hasattr(model, "prepare"):  # M3ER's modality check, ResNet34's speaker-ID stage: on the training rows only,
+        size = args.per_device_train_batch_size  # model and batches on the run's device (stage 1 trains)
+        prepare_builder = BatchBuilder(corpus, processor, builder.prompt, builder.texts,
+                                       speakers=bool(getattr(model, "prepare_needs_speakers", False)))
+        model.to(accelerator.device)
         init["prepare"] = model.prepare(
-            [_without_rows(builder(train_rows[i:i + size], "LVA")) for i in range(0, len(train_rows), size)]
+            [_to_device(_without_rows(prepare_builder(train_rows[i:i + size], "LVA")), accelerator.device)
+             for i in range(0, len(train_rows), size)]
         )
 
     optimizer = adamw(model, replace(args, learning_rate=args.resolved_learning_rate), accelerator.device)
