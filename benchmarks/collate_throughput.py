@@ -1,143 +1,293 @@
 """
-Is the pretraining collator fast enough? Collates synthetic corpus rows (realistic lengths) into task batches and
-times one training step (forward + backward + AdamW step) of the demo-size model, then prints both throughputs and
-their ratio: rows/s the collator produces over rows/s the training consumes. A ratio well above 1 means collation,
-even in the main process, does not hold training up.
+Is data loading fast enough for pretraining? Measures, in one run, the rows/s the pretraining loop's own data path
+produces and the rows/s a training step consumes, and prints their ratios (the claim: loading >= 5x consumption).
 
-    .venv/bin/python benchmarks/collate_throughput.py [--rows 10000] [--device cuda]
+The data path is the real one: a corpus of random rows with realistic lengths (text 5-30 tokens, 0 or 10-36 faces,
+10-64 acoustic frames; 342-d faces, 768-d speech) is written as Parquet shards with the library's writer
+(`memobert.data.schema.write_shard`), loaded with `load_pretrain_corpus`, and iterated with `MapStyleBatches` for 0
+and N DataLoader workers (`--dataloader_num_workers`) and with `StreamingBatches`, each batch padded by the loop's
+`pad_rows` and masked in the main process with `collator.task(...).build_batch(..., masking_generator(...))`, exactly
+as `memobert/training/pretrain.py` does. Collating rows already held in memory is one more line of the table.
+
+Before/after lines of the loader optimisations come from the same run: `arrow_rows=False` reads rows through
+`datasets`' numpy formatting (the previous path), and the "Arrow rows, numpy cast" line pads with the previous
+per-row float16 -> float32 numpy cast (a copy of the old `_pad_frames`, kept here for the comparison).
+
+Consumption: one full training step (forward, backward, clipping, fused AdamW; fp32) of the demo size (hidden 384,
+6 layers, 12 heads, FFN 1536) and the base size (BERT-base) on this machine, on batches from the same corpus. For a GPU
+the script prints an ESTIMATE (not a measurement): rows/s a base step would consume at a given share of the card's
+bf16 peak (default 40 % of an H100's 989 TFLOP/s, counting 6 x parameters x positions FLOPs per row), and how many
+loader workers the measured per-worker rate needs to stay 5x ahead of it.
+
+    .venv/bin/python benchmarks/collate_throughput.py                       # ~3 min on 2 shared cores
+    .venv/bin/python benchmarks/collate_throughput.py --sizes demo --batches 40 # quick look (~1 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import tempfile
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-import torch
 
-from memobert import MEmoBertConfig, MEmoBertForPreTraining
-from memobert.objectives import PretrainingCollator, SpecialTokenIds, TaskSchedule
+SIZES = {
+    "demo": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=10_000, help="corpus rows to collate (default 10000)")
-    parser.add_argument("--batch-size", type=int, default=32, help="rows per batch, collation and training (32)")
-    parser.add_argument(
-        "--pool", type=int, default=1000, help="distinct synthetic rows, reused in turn to make --rows (1000)"
-    )
-    parser.add_argument("--train-steps", type=int, default=5, help="timed training steps after 2 warm-up steps (5)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="training device")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument(
-        "--frame-dtype",
-        default="float32",
-        choices=["float32", "float16"],
-        help="dtype of the rows' frames: float32 as `dataset.with_format('numpy')` returns them, float16 as stored",
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=4096, help="corpus rows written to the temporary corpus (4096)")
+    parser.add_argument("--rows-per-shard", type=int, default=512, help="rows per Parquet shard (512)")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch, loading and training (32)")
+    parser.add_argument("--batches", type=int, default=80,
+                        help="timed batches per loader line, after warm-up batches that start the workers (80)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="N, the DataLoader worker processes of the multi-worker lines (2; 0 skips them)")
+    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["demo", "base"],
+                        help="model sizes whose training step is timed (demo base)")
+    parser.add_argument("--train-steps", type=int, default=2,
+                        help="timed training steps per size, after one warm-up (2)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads of the training steps (0: torch's default)")
+    parser.add_argument("--loader-threads", type=int, default=1,
+                        help="torch threads of the main process while the loader lines run (1: its small tensor ops "
+                             "only lose to thread wake-ups, and on a busy machine to oversubscription)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved rounds of every loader line; the best round is reported (3)")
+    parser.add_argument("--device", default=None, help="training device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-streaming", action="store_true", help="skip the StreamingBatches line")
+    parser.add_argument("--gpu-tflops", type=float, default=989.0,
+                        help="peak bf16 dense TFLOP/s of the GPU of the estimate (989: H100 SXM)")
+    parser.add_argument("--gpu-mfu", type=float, default=0.40,
+                        help="model FLOPs utilisation assumed for the GPU estimate (0.40)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the corpus, batch order and masks (0)")
     return parser.parse_args()
 
 
-def demo_config() -> MEmoBertConfig:
-    """The demo-size model: BERT-mini-like backbone with the paper's feature sizes and lengths."""
-    return MEmoBertConfig(
-        vocab_size=30522,
-        hidden_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=1024,
-        visual_dim=342,
-        acoustic_dim=768,
-    )
+def legacy_pad_frames(frames, max_length, dim):
+    """The collator's `_pad_frames` before this benchmark's optimisation: float16 -> float32 cast by numpy per row."""
+    import torch
 
-
-def synthetic_rows(count: int, config: MEmoBertConfig, dtype: str, seed: int) -> list[dict]:
-    """Rows with text 5-30 pieces (1-3 per word), 10-36 faces and 10-64 acoustic frames."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(count):
-        n_text, n_faces, n_acoustic = int(rng.integers(5, 31)), int(rng.integers(10, 37)), int(rng.integers(10, 65))
-        word_ids = np.repeat(np.arange(n_text), rng.integers(1, 4, size=n_text))[:n_text]
-        soft = rng.random((n_faces, config.num_face_classes))
-        rows.append(
-            {
-                "utterance_id": f"synthetic-{i}",
-                "input_ids": rng.integers(1000, 30000, size=n_text),
-                "word_ids": word_ids,
-                "visual_feats": rng.standard_normal((n_faces, config.visual_dim)).astype(dtype),
-                "face_soft_labels": (soft / soft.sum(axis=1, keepdims=True)).astype(dtype),
-                "acoustic_feats": rng.standard_normal((n_acoustic, config.acoustic_dim)).astype(dtype),
-            }
-        )
-    return rows
-
-
-def time_collation(collator: PretrainingCollator, rows: list[dict], args, schedule: TaskSchedule) -> float:
-    pool = len(rows)
-    start = time.perf_counter()
-    for step, first in enumerate(range(0, args.rows, args.batch_size)):
-        batch_rows = [rows[(first + k) % pool] for k in range(min(args.batch_size, args.rows - first))]
-        collator(batch_rows, schedule.task_for_update(step))
-    return time.perf_counter() - start
-
-
-def time_training_step(collator: PretrainingCollator, rows: list[dict], args, schedule: TaskSchedule) -> float:
-    """Seconds per update (forward + backward + AdamW step), tasks drawn by the schedule."""
-    device = torch.device(args.device)
-    model = MEmoBertForPreTraining(collator.config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.9, 0.98), weight_decay=0.01)
-    batches = [
-        {k: v.to(device) for k, v in collator(rows[: args.batch_size], schedule.task_for_update(s)).items()}
-        for s in range(args.train_steps + 2)
-    ]
-
-    def step(batch):
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for batch in batches[:2]:  # warm-up: allocator, kernels, AdamW state
-        step(batch)
-    sync()
-    start = time.perf_counter()
-    for batch in batches[2:]:
-        step(batch)
-    sync()
-    return (time.perf_counter() - start) / args.train_steps
+    lengths = [min(len(f), max_length) for f in frames]
+    length = max(1, max(lengths))
+    feats = np.zeros((len(frames), length, dim), dtype=np.float32)
+    for row, (array, n) in enumerate(zip(frames, lengths)):
+        if n:
+            feats[row, :n] = array[:n]
+    mask = torch.arange(length) < torch.tensor(lengths)[:, None]
+    return torch.from_numpy(feats), mask.long()
 
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = demo_config()
-    special_ids = SpecialTokenIds(cls_token_id=101, sep_token_id=102, pad_token_id=0, mask_token_id=103, vocab_size=30522)
-    collator = PretrainingCollator(special_ids, config, seed=args.seed)
-    schedule = TaskSchedule(seed=args.seed)
-    rows = synthetic_rows(min(args.pool, args.rows), config, args.frame_dtype, args.seed)
+    with tempfile.TemporaryDirectory(prefix="memobert-loading-") as tmp:
+        # The Arrow cache `load_dataset` writes stays in the temporary folder, not in the user's datasets cache.
+        os.environ["HF_DATASETS_CACHE"] = str(Path(tmp) / "hf-cache")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        run(args, Path(tmp))
 
-    collate_seconds = time_collation(collator, rows, args, schedule)
-    step_seconds = time_training_step(collator, rows, args, schedule)
-    collate_rate = args.rows / collate_seconds
-    train_rate = args.batch_size / step_seconds
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"torch threads: {torch.get_num_threads()}, training device: {args.device} ({device_name})")
-    print(
-        f"collation : {args.rows} rows in {collate_seconds:.3f} s -> {collate_rate:,.0f} rows/s "
-        f"({1000 * collate_seconds / args.rows * args.batch_size:.2f} ms per batch of {args.batch_size})"
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    import datasets
+    import torch
+
+    from memobert import MEmoBertConfig, MEmoBertForPreTraining
+    from memobert.data import schema
+    from memobert.data.synthetic import random_corpus_rows, write_random_corpus
+    from memobert.objectives import MODALITIES, PretrainingCollator, SpecialTokenIds, TaskSchedule
+    from memobert.objectives import collator as collator_module
+    from memobert.training.corpus import (
+        ArrowRows,
+        LengthLimits,
+        MapStyleBatches,
+        StreamingBatches,
+        StreamPosition,
+        load_pretrain_corpus,
     )
-    print(
-        f"training  : {1000 * step_seconds:.1f} ms per step of {args.batch_size} rows -> {train_rate:,.0f} rows/s "
-        "(demo model: hidden 256, 4 layers, 4 heads, FFN 1024, vocab 30522; forward+backward+AdamW)"
+    from memobert.training.pretrain import adamw, masking_generator
+
+    datasets.disable_progress_bars()
+    training_threads = torch.get_num_threads()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    special = SpecialTokenIds(pad_token_id=0, cls_token_id=101, sep_token_id=102, mask_token_id=103,
+                              never_mask_ids=(100,), vocab_size=30522)
+    limits = LengthLimits(30, 36, 64)
+
+    start = time.perf_counter()
+    write_random_corpus(tmp / "corpus", args.rows, rows_per_shard=args.rows_per_shard, seed=args.seed)
+    corpus = load_pretrain_corpus(tmp / "corpus", limits, eval_fraction=0.01, max_eval_samples=64)
+    streamed = None if args.no_streaming else load_pretrain_corpus(tmp / "corpus", limits, 0.01, 64, streaming=True)
+    print(f"corpus: {args.rows} rows in {math.ceil(args.rows / args.rows_per_shard)} Parquet shards, "
+          f"{len(corpus.train)} training rows (written and loaded in {time.perf_counter() - start:.0f} s); "
+          f"batch {args.batch_size}; torch threads: {args.loader_threads} loading, {args.threads or training_threads} "
+          f"training; {os.cpu_count()} CPUs visible; best of {args.repeats} interleaved rounds per loader line")
+
+    config = MEmoBertConfig(**SIZES["demo"], visual_dim=342, acoustic_dim=768)
+    collator = PretrainingCollator(special, config, seed=args.seed)
+    schedule = TaskSchedule(seed=args.seed)
+
+    def pad_rows(rows):  # memobert/training/pretrain.py's collate_fn
+        ids = [str(row[schema.UTTERANCE_ID]) for row in rows]
+        return ids, collator.pad(rows, include=MODALITIES, face_soft_labels=True)
+
+    def consume(batches, warmup: int, num_batches: int) -> tuple[float, float, list]:
+        """rows/s of the loop's data path over `num_batches` batches; main-process masking rows/s; the batches."""
+        stream = batches.iterate(StreamPosition())
+        for _ in range(warmup):  # starts the workers, fills their prefetch queues
+            next(stream)
+        rows, masking, kept = 0, 0.0, []
+        start = time.perf_counter()
+        for step in range(num_batches):
+            ids, padded = next(stream)
+            masking -= time.perf_counter()
+            task = collator.task(schedule.task_for_update(step))
+            batch = task.build_batch(padded, special, masking_generator(args.seed, step, 0, 0))
+            masking += time.perf_counter()
+            rows += len(ids)
+            if len(kept) < args.train_steps + 1:
+                kept.append((task, batch, padded))
+        return rows / (time.perf_counter() - start), rows / masking, kept
+
+    def map_style(workers: int, arrow_rows: bool):
+        return MapStyleBatches(corpus.train, corpus.train_lengths, pad_rows, args.batch_size, args.seed,
+                               num_workers=workers, arrow_rows=arrow_rows)
+
+    # Read every row once, so that no line pays the first reads of the memory-mapped corpus for the others.
+    every_row = ArrowRows(corpus.train)
+    for first in range(0, len(every_row), 256):
+        collator.pad(every_row.__getitems__(range(first, min(first + 256, len(every_row)))), face_soft_labels=True)
+
+    memory_rows = random_corpus_rows(args.batch_size * 20, seed=args.seed + 1)
+
+    def in_memory() -> tuple[float, float, list]:
+        """Rows already in memory (float16 frames, as stored), collated and masked in one call."""
+        start, count = time.perf_counter(), 0
+        for step in range(args.batches):
+            first = (step * args.batch_size) % len(memory_rows)
+            chunk = memory_rows[first : first + args.batch_size]
+            collator(chunk, schedule.task_for_update(step), masking_generator(args.seed, step, 0, 0))
+            count += len(chunk)
+        return count / (time.perf_counter() - start), math.nan, []
+
+    def legacy(measure):
+        """`measure` with the collator's previous padding (numpy float16 -> float32 cast per row)."""
+        def run():
+            original, collator_module._pad_frames = collator_module._pad_frames, legacy_pad_frames
+            try:
+                return measure()
+            finally:
+                collator_module._pad_frames = original
+        return run
+
+    BEFORE, AFTER = "map-style, datasets numpy formatting (before)", "map-style, Arrow rows, torch widening (after)"
+    lines: list[tuple[str, int, object]] = [("rows in memory, collator(rows, task)", 0, in_memory)]
+    worker_counts = [0] + ([args.workers] if args.workers else [])
+    for workers in worker_counts:
+        warmup = 2 + 2 * workers
+        lines.append((BEFORE, workers, lambda w=workers, u=warmup: consume(map_style(w, False), u, args.batches)))
+        if workers == 0:  # the intermediate step, once, in the main process
+            lines.append(("map-style, Arrow rows, numpy float16 cast", 0,
+                          legacy(lambda: consume(map_style(0, True), 2, args.batches))))
+        lines.append((AFTER, workers, lambda w=workers, u=warmup: consume(map_style(w, True), u, args.batches)))
+    if streamed is not None:
+        # One whole epoch from the start: the stream reads and groups `group_size` batches before its first one.
+        epoch = math.ceil(len(corpus.train) / args.batch_size)
+        lines.append(("streaming (StreamingBatches, in process), one epoch", 0, lambda: consume(
+            StreamingBatches(streamed.train, pad_rows, args.batch_size, args.seed, limits), 0, epoch)))
+
+    # Interleaved rounds, best round per line: other jobs on a shared machine slow some rounds down, never speed up.
+    torch.set_num_threads(args.loader_threads)
+    best: dict[tuple[str, int], tuple[float, float, list]] = {}
+    for _ in range(args.repeats):
+        for label, workers, measure in lines:
+            result = measure()
+            if (label, workers) not in best or result[0] > best[(label, workers)][0]:
+                best[(label, workers)] = result
+    torch.set_num_threads(args.threads or training_threads)
+    results = {key: value[0] for key, value in best.items()}
+    _, masking_rate, kept_batches = best[(AFTER, 0)]
+
+    # 3. Consumption: training steps of each size on batches of the same corpus.
+    consumption: dict[str, float] = {}
+    param_counts: dict[str, tuple[int, int]] = {}
+    for size in args.sizes:
+        model_config = MEmoBertConfig(**SIZES[size], visual_dim=342, acoustic_dim=768)
+        torch.manual_seed(args.seed)
+        model = MEmoBertForPreTraining(model_config).to(device).train()
+        optimizer = adamw(model, SimpleNamespace(weight_decay=0.01, learning_rate=1e-4, adam_beta1=0.9,
+                                                 adam_beta2=0.98, adam_epsilon=1e-6), device)
+        embeddings = model_config.vocab_size * model_config.hidden_size
+        param_counts[size] = (sum(p.numel() for p in model.parameters()), embeddings)
+
+        def step(batch):
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        step(kept_batches[0][1])  # warm-up: allocator, kernels, AdamW state
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start, rows = time.perf_counter(), 0
+        for _, batch, padded in kept_batches[1 : args.train_steps + 1]:
+            step(batch)
+            rows += len(padded.input_ids)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        consumption[size] = rows / (time.perf_counter() - start)
+
+    # -- report ---------------------------------------------------------------------------------------------------
+    before0 = results[(BEFORE, 0)]
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\nConsumption: a training step (forward, backward, clip, fused AdamW, fp32) on {device_name}: " +
+          ", ".join(f"{s} {r:,.1f} rows/s" for s, r in consumption.items()))
+    print("\n| data path | workers | rows/s | ms per batch | x before (0 workers) | " +
+          " | ".join(f"x {s} step" for s in consumption) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(consumption))
+    for (label, workers), rate in results.items():
+        ratios = " | ".join(f"{rate / r:,.0f}" for r in consumption.values())
+        print(f"| {label} | {workers} | {rate:,.0f} | {1000 * args.batch_size / rate:.2f} | {rate / before0:.2f} | "
+              f"{ratios} |")
+    after = {w: results[("map-style, Arrow rows, torch widening (after)", w)] for w in worker_counts}
+    print(f"\nMain-process masking alone (build_batch, which the loop runs after the DataLoader): {masking_rate:,.0f} "
+          f"rows/s, a ceiling no number of workers lifts.")
+
+    # -- GPU estimate -----------------------------------------------------------------------------------------------
+    computed = []  # positions the model computes per row: each row's padding is squeezed out, so batch x longest row
+    for _, _, padded in kept_batches:
+        totals = padded.attention_mask.sum(1) + padded.visual_mask.sum(1) + padded.acoustic_mask.sum(1)
+        computed.append(float(totals.max()))
+    positions = float(np.mean(computed))
+    total_params, embeddings = param_counts.get("base") or (
+        sum(p.numel() for p in MEmoBertForPreTraining(MEmoBertConfig(**SIZES["base"], visual_dim=342,
+                                                                     acoustic_dim=768)).parameters()),
+        30522 * 768,
     )
-    print(f"ratio     : collation produces {collate_rate / train_rate:.1f}x the rows training consumes")
-    print(f"            collating {args.rows} rows takes the time of {collate_seconds / step_seconds:.1f} training steps")
+    # Per loader process: fetch + pad in one process (0 workers, masking time taken out), and as measured through
+    # N DataLoader workers, which adds the shared-memory transfer of every float32 batch to the main process.
+    in_process = 1 / (1 / after[0] - 1 / masking_rate)
+    per_worker = {"in-process fetch + pad": in_process}
+    if args.workers:
+        per_worker[f"through {args.workers} workers, / {args.workers}"] = after[args.workers] / args.workers
+    print(f"\nESTIMATE, not a measurement: a base step on a GPU at {100 * args.gpu_mfu:.0f} % of "
+          f"{args.gpu_tflops:.0f} TFLOP/s bf16 (H100 SXM dense peak by default), counting 6 x parameters x "
+          f"{positions:.0f} computed positions per row (this corpus' mean) FLOPs per row:")
+    for label, params in (("all parameters", total_params), ("without the word embeddings", total_params - embeddings)):
+        gpu_rows = args.gpu_mfu * args.gpu_tflops * 1e12 / (6 * params * positions)
+        needed = ", ".join(f"{math.ceil(5 * gpu_rows / rate)} at {rate:,.0f} rows/s per worker ({how})"
+                           for how, rate in per_worker.items())
+        print(f"  {label} ({params / 1e6:.0f}M): ~{gpu_rows:,.0f} rows/s consumed; 5x = {5 * gpu_rows:,.0f} rows/s "
+              f"needs loader workers: {needed}; main-process masking alone runs at {masking_rate / gpu_rows:.1f}x "
+              "the consumption")
+    print("\nTimings from one run; on a shared machine compare the ratios, not the absolute rows/s.")
 
 
 if __name__ == "__main__":

@@ -258,6 +258,19 @@ def test_rows_from_a_datasets_corpus_in_numpy_format(collator, config):
         assert torch.equal(batch["input_ids"][0, 1:6], torch.tensor(rows[0]["input_ids"]))
 
 
+def test_float16_rows_pad_exactly_as_their_float32_copies(collator, config):
+    rows = make_rows([5, 0, 9], [3, 0, 12], [0, 7, 30], config, seed=2)  # float16 frames, as stored
+    as_float32 = [{k: v.astype(np.float32) if isinstance(v, np.ndarray) else v for k, v in row.items()} for row in rows]
+    mixed = [rows[0], as_float32[1], rows[2]]
+    reference = collator.pad(as_float32, face_soft_labels=True)
+    for variant in (rows, mixed):
+        padded = collator.pad(variant, face_soft_labels=True)
+        for name in ("visual_feats", "face_soft_labels", "acoustic_feats"):
+            value, expected = getattr(padded, name), getattr(reference, name)
+            assert value.dtype == torch.float32 and torch.equal(value, expected), name
+            assert torch.equal(value.view(torch.int32), expected.view(torch.int32))  # bit for bit
+
+
 def test_collator_errors_name_the_row_and_the_fix(tokenizer, collator, config):
     rows = make_rows([3], [4], [2], config)
     with pytest.raises(ValueError, match=r"'utt0'.*config.visual_dim"):

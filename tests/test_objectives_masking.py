@@ -180,6 +180,19 @@ def test_span_masking_properties(lengths, ratio, span_length, allow_overlap, rep
             assert (real_frames == frame).all(dim=1).any(), "a swapped frame must be a real frame of the batch"
 
 
+def test_span_masking_zeroes_exactly_the_masked_frames_and_targets_keep_exactly_the_predicted_ones():
+    from memobert.objectives.base import zero_outside
+
+    generator = torch.Generator().manual_seed(3)
+    feats = torch.randn(4, 20, 7, generator=generator)
+    mask = (torch.arange(20) < torch.tensor([20, 13, 3, 0])[:, None]).long()
+    out = SpanMasking(ratio=0.3)(feats, mask, generator)
+    expected = torch.where(out.bool_masked_pos[..., None], torch.zeros(()), feats)
+    assert torch.equal(out.feats.view(torch.int32), expected.view(torch.int32))  # +0.0, bit for bit
+    targets = zero_outside(feats, out.target_pos)
+    assert torch.equal(targets.view(torch.int32), torch.where(out.target_pos[..., None], feats, 0.0).view(torch.int32))
+
+
 def test_span_masking_can_mask_the_last_frames():
     """The original never masked the last frames; here every frame of a 10-frame sample gets masked sometimes."""
     feats, mask = frame_batch([10] * 200)

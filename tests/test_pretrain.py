@@ -17,7 +17,16 @@ from memobert import MEmoBertForPrompt
 from memobert.data import schema
 from memobert.data.synthetic import write_random_corpus
 from memobert.training import ConfigError, PretrainArguments, parse_pretrain_arguments, pretrain
-from memobert.training.corpus import is_held_out, length_grouped_batches, padding_efficiency
+from memobert.training.corpus import (
+    ArrowRows,
+    LengthLimits,
+    MapStyleBatches,
+    StreamPosition,
+    is_held_out,
+    length_grouped_batches,
+    load_pretrain_corpus,
+    padding_efficiency,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 60
@@ -108,6 +117,66 @@ def test_length_grouping_covers_every_row_once_and_cuts_padding():
     assert padding_efficiency([lengths[b] for b in grouped]) > padding_efficiency([lengths[b] for b in plain]) + 0.1
     again = length_grouped_batches(lengths, 32, seed=1, epoch=0)
     assert all(np.array_equal(a, b) for a, b in zip(grouped, again))  # a function of (seed, epoch) only
+
+
+def test_arrow_rows_read_what_datasets_reads_and_the_loader_batches_are_identical(tmp_path):
+    import pickle
+
+    import datasets
+
+    from memobert import MEmoBertConfig
+    from memobert.objectives import MODALITIES, PretrainingCollator, SpecialTokenIds
+
+    write_random_corpus(tmp_path, 90, rows_per_shard=25, seed=5, visual_dim=6, acoustic_dim=5, missing_face_rate=0.3)
+    corpus = load_pretrain_corpus(tmp_path, LengthLimits(30, 36, 64), eval_fraction=0.2, max_eval_samples=5)
+    rows = ArrowRows(corpus.train)
+    assert len(rows) == len(corpus.train) and corpus.train._indices is not None  # a selection of the shards
+    order = list(range(len(rows)))[::-1]
+    for ours, theirs in zip(pickle.loads(pickle.dumps(rows)).__getitems__(order), corpus.train.__getitems__(order)):
+        assert list(ours) == list(theirs)
+        for column, expected in theirs.items():
+            value = ours[column]
+            if isinstance(expected, np.ndarray) and expected.ndim:
+                assert value.shape == expected.shape, column  # (0, dim) for a row without faces
+                assert value.dtype in (np.float16, np.int32) and not value.flags.writeable  # stored dtype, no copy
+                np.testing.assert_array_equal(value.astype(expected.dtype), expected)
+            elif isinstance(expected, np.floating) and np.isnan(expected):
+                assert np.isnan(value)
+            else:
+                assert value == expected, column
+    assert rows[3][schema.UTTERANCE_ID] == corpus.train[3][schema.UTTERANCE_ID]
+    assert rows[-1][schema.UTTERANCE_ID] == corpus.train[len(rows) - 1][schema.UTTERANCE_ID]
+    with pytest.raises(IndexError):
+        rows.__getitems__([len(rows)])
+
+    # Nulls, strings and scalars of a table not written by the corpus writer.
+    table = ArrowRows(datasets.Dataset.from_dict({"ids": [[1, 2], None, []], "text": ["é", None, ""],
+                                                  "x": [0.5, 1.5, 2.5]}))
+    got = table.__getitems__([0, 1, 2])
+    assert got[0]["ids"].tolist() == [1, 2] and got[1]["ids"] is None and len(got[2]["ids"]) == 0
+    assert [r["text"] for r in got] == ["é", None, ""] and [float(r["x"]) for r in got] == [0.5, 1.5, 2.5]
+
+    config = MEmoBertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                            visual_dim=6, acoustic_dim=5)
+    collator = PretrainingCollator(
+        SpecialTokenIds(cls_token_id=101, sep_token_id=102, pad_token_id=0, mask_token_id=103, vocab_size=30522), config
+    )
+
+    def pad_rows(batch_rows):  # as the pretraining loop does
+        return [str(r[schema.UTTERANCE_ID]) for r in batch_rows], collator.pad(batch_rows, include=MODALITIES,
+                                                                                  face_soft_labels=True)
+
+    def batches(arrow_rows: bool, workers: int = 0):
+        loader = MapStyleBatches(corpus.train, corpus.train_lengths, pad_rows, 8, seed=1, num_workers=workers,
+                                 arrow_rows=arrow_rows)
+        stream = loader.iterate(StreamPosition())
+        return [next(stream) for _ in range(12)]  # past the end of the first epoch
+
+    for (ids, ours), (their_ids, theirs) in zip(batches(True, workers=1), batches(False)):
+        assert ids == their_ids
+        for name, value in vars(theirs).items():
+            mine = getattr(ours, name)
+            assert (value is None and mine is None) or (mine.dtype == value.dtype and torch.equal(mine, value)), name
 
 
 # -- the loop --------------------------------------------------------------------------------------------------------

@@ -144,7 +144,8 @@ def zero_outside(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """`values` (batch, len, dim) kept at `positions` (batch, len) and zero elsewhere."""
     # Copies the few selected frames into zeros: far faster on the CPU than a broadcast masked_fill.
     out = torch.zeros_like(values)
-    out[positions] = values[positions]
+    index = positions.nonzero(as_tuple=True)  # integer indices: faster than boolean-mask indexing on the CPU
+    out[index] = values[index]
     return out
 
 

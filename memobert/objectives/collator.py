@@ -201,12 +201,16 @@ def _pad_frames(frames: list[np.ndarray], max_length: int, dim: int) -> tuple[to
     lengths = [min(len(f), max_length) for f in frames]
     length = max(1, max(lengths))
     # One copy per row into a zeroed array: ~10x faster than concatenating then scattering through a boolean mask.
-    feats = np.zeros((len(frames), length, dim), dtype=np.float32)
+    # Frames stored as float16 (the corpus' dtype) are padded as float16 and widened once, by torch: its vectorised
+    # float16 -> float32 conversion is ~5x faster than numpy's cast inside each row's copy. The values are the same
+    # (the conversion is exact); any other dtype is copied straight into float32.
+    half = all(array.dtype == np.float16 for array, n in zip(frames, lengths) if n)
+    feats = np.zeros((len(frames), length, dim), dtype=np.float16 if half else np.float32)
     for row, (array, n) in enumerate(zip(frames, lengths)):
         if n:
             feats[row, :n] = array[:n]
     mask = torch.arange(length) < torch.tensor(lengths)[:, None]
-    return torch.from_numpy(feats), mask.long()
+    return torch.from_numpy(feats).float(), mask.long()
 
 
 def _row_name(row: Mapping[str, Any], index: int) -> str:

@@ -114,6 +114,120 @@ def length_grouped_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+class ArrowRows(torch.utils.data.Dataset):
+    """
+    The rows of a `datasets.Dataset` (any `select`ion of it included) read straight from its memory-mapped Arrow
+    columns, as dicts of numpy arrays in the *stored* dtypes: frames float16 `(frames, dim)` and word pieces int32,
+    both read-only views of the memory map (no copy); floats as numpy scalars, strings as `str`, nulls as None.
+
+    `datasets`' own numpy formatting of a batch of rows rebuilds the extension type of every row's frame column,
+    walks nested lists and casts float16 to float32 (which the collator then copies a second time into its padded
+    float32 batch): ~0.8 ms per row, 85 % of the loading time. Here fetching a row is a few numpy slices, and the
+    collator's padding copy is the only float16 -> float32 conversion. The padded batches are identical.
+
+    The column views are built on first use in each process (a DataLoader worker builds its own; pickling drops them).
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self._columns: dict[str, tuple] | None = None
+        self._rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getstate__(self) -> dict:
+        return {"dataset": self.dataset, "_columns": None, "_rows": None}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        if self._columns is None:
+            self._build()
+        positions = np.asarray(indices, dtype=np.int64)
+        if len(positions) and (positions.min() < -len(self) or positions.max() >= len(self)):
+            raise IndexError(f"Row index out of range for a dataset of {len(self)} rows: {list(indices)}.")
+        positions = self._rows[positions] if self._rows is not None else positions % max(1, len(self))
+        rows: list[dict] = [{} for _ in positions]
+        for name, (ends, starts, readers) in self._columns.items():
+            chunks = np.searchsorted(ends, positions, side="right")
+            for row, chunk, local in zip(rows, chunks.tolist(), (positions - starts[chunks]).tolist()):
+                row[name] = readers[chunk](local)
+        return rows
+
+    def _build(self) -> None:
+        data = self.dataset.data  # the full table; `select` keeps an indices mapping beside it
+        mapping = getattr(self.dataset, "_indices", None)
+        self._rows = None if mapping is None else mapping.column(0).to_numpy().astype(np.int64)
+        columns = {}
+        for name in self.dataset.column_names:
+            column = data.column(name)
+            ends = np.cumsum([len(c) for c in column.chunks], dtype=np.int64)
+            starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]])
+            columns[name] = (ends, starts, [_chunk_reader(c) for c in column.chunks])
+        self._columns = columns
+
+
+def _chunk_reader(chunk: pa.Array) -> Callable[[int], object]:
+    """A function: index within `chunk` -> the row's value as numpy (see `ArrowRows`)."""
+    shape = getattr(chunk.type, "shape", None)  # datasets' ArrayND extension types: (None, width)
+    if isinstance(chunk, pa.ExtensionArray):
+        chunk = chunk.storage
+    kind = chunk.type
+    nulls = chunk.is_null().to_numpy(zero_copy_only=False) if chunk.null_count else None
+
+    def with_nulls(read: Callable[[int], object]) -> Callable[[int], object]:
+        return read if nulls is None else (lambda i: None if nulls[i] else read(i))
+
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _is_numeric(kind.value_type):
+        offsets = chunk.offsets.to_numpy()
+        values = _numpy_values(chunk.values)
+        return with_nulls(lambda i: values[offsets[i] : offsets[i + 1]])
+    if (
+        (pa.types.is_list(kind) or pa.types.is_large_list(kind))
+        and (pa.types.is_list(kind.value_type) or pa.types.is_large_list(kind.value_type))
+        and _is_numeric(kind.value_type.value_type)
+    ):
+        inner = chunk.values
+        outer_offsets, inner_offsets = chunk.offsets.to_numpy(), inner.offsets.to_numpy()
+        widths = np.diff(inner_offsets)
+        width = int(widths[0]) if len(widths) else (shape[-1] if shape is not None and len(shape) == 2 else None)
+        if inner.null_count == 0 and width is not None and np.all(widths == width):
+            # Every frame has the same width (Array2D): a row is one reshaped slice of the flat values.
+            values = _numpy_values(inner.values)
+
+            def frames(i: int) -> np.ndarray:
+                return values[inner_offsets[outer_offsets[i]] : inner_offsets[outer_offsets[i + 1]]].reshape(-1, width)
+
+            return with_nulls(frames)
+    if _is_numeric(kind) and nulls is None:
+        values = _numpy_values(chunk)
+        return lambda i: values[i]
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        _, offsets, data = chunk.buffers()
+        offsets = np.frombuffer(offsets, dtype=np.int64 if pa.types.is_large_string(kind) else np.int32)
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+        data = memoryview(data) if data is not None else memoryview(b"")
+        return with_nulls(lambda i: str(data[offsets[i] : offsets[i + 1]], "utf-8"))
+
+    # Anything else (nested structs, ragged frames): Arrow's own conversion, as numpy where it is numeric.
+    def generic(i: int) -> object:
+        value = chunk[i].as_py()
+        return np.asarray(value) if isinstance(value, list) else value
+
+    return with_nulls(generic)
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _numpy_values(array: pa.Array) -> np.ndarray:
+    """A flat primitive Arrow array as numpy: zero-copy without nulls."""
+    return array.to_numpy(zero_copy_only=array.null_count == 0 and not pa.types.is_boolean(array.type))
+
+
 @dataclass
 class StreamPosition:
     """Where a process is in its endless batch sequence."""
@@ -127,6 +241,10 @@ class MapStyleBatches:
     A memory-mapped corpus, held-out rows removed, as this process's micro-batches: each epoch's length-grouped
     batches are dealt to the processes in turn (batch i to rank i % world_size), so across ranks every training row is
     seen exactly once per epoch.
+
+    Rows reach `collate_fn` as `ArrowRows` reads them (stored dtypes, read-only numpy views: fetching a batch of 32
+    takes ~1 ms instead of the ~25 ms of the dataset's own numpy formatting); `arrow_rows=False` gives them as the
+    dataset's format returns them.
     """
 
     def __init__(
@@ -142,6 +260,7 @@ class MapStyleBatches:
         group_size: int = 50,
         num_workers: int = 0,
         pin_memory: bool = False,
+        arrow_rows: bool = True,
     ):
         if len(dataset) < world_size:
             raise ValueError(f"The corpus has {len(dataset)} training rows, fewer than the {world_size} processes.")
@@ -149,6 +268,7 @@ class MapStyleBatches:
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.group_by_length, self.group_size = group_by_length, group_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.rows = ArrowRows(dataset) if arrow_rows else dataset
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
         batches = length_grouped_batches(
@@ -164,7 +284,7 @@ class MapStyleBatches:
         while True:
             batches = self.epoch_batches(position.epoch)[position.batches_in_epoch :]
             loader = DataLoader(
-                self.dataset,
+                self.rows,
                 batch_sampler=[b.tolist() for b in batches],
                 collate_fn=self.collate_fn,
                 num_workers=self.num_workers,
