@@ -39,6 +39,11 @@ PIPELINE_HELP = {
     "drop_silent": "skip utterances with no voice activity at all (true/false)",
     "face_margin": "margin added around the face box before cropping (fraction of its size)",
     "device": "torch device for the extractors (default: cuda when available, else cpu)",
+    "face_batch_size": "face crops per face-extractor forward pass (speed and peak memory only)",
+    "acoustic_batch_size": "utterances per speech-model forward pass (speed only; wav2vec2-base-like checkpoints "
+                           "batch equal lengths only)",
+    "acoustic_chunk": "utterances whose audio is held before the acoustic extractor runs on them together "
+                      "(bounds memory on long videos)",
 }
 
 

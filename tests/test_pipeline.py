@@ -216,10 +216,32 @@ def test_shards_split_the_work_and_together_equal_a_single_run(pipeline, single_
     assert read_manifest(tmp_path) == read_manifest(single_run)
 
 
+def test_batch_sizes_and_audio_chunks_change_speed_and_memory_not_rows(single_run, tmp_path):
+    from memobert.preprocessing.pipeline import release_free_memory
+
+    folder, _ = demo_media()
+    config = PipelineConfig(face_batch_size=3, acoustic_chunk=1)  # several face batches per utterance; audio one by one
+    run_pipeline(folder / "manifest.csv", tmp_path, config=config, progress=False)
+    merge_manifests(tmp_path)
+    ours, reference = read_corpus(tmp_path), read_corpus(single_run)
+    assert sorted(ours) == sorted(reference)
+    for key in reference:
+        for column, expected in reference[key].items():
+            if isinstance(expected, np.ndarray) and expected.dtype.kind == "f":
+                np.testing.assert_allclose(ours[key][column], expected, rtol=2e-3, atol=1e-3, err_msg=column)
+            elif isinstance(expected, np.ndarray):
+                np.testing.assert_array_equal(ours[key][column], expected, err_msg=column)
+    assert read_manifest(tmp_path) == read_manifest(single_run)
+    release_free_memory()  # safe to call anywhere (a no-op off glibc)
+    with pytest.raises(ValueError, match="acoustic_chunk must be >= 1"):
+        PipelineConfig(acoustic_chunk=0).validate()
+
+
 def test_the_command_line_runs_and_explains_its_options(tmp_path):
     help_text = subprocess.run([sys.executable, str(REPO / "preprocessing" / "run.py"), "--help"],
                                capture_output=True, text=True, timeout=120).stdout
-    for option in ("--input", "--shard-index", "--face-detector", "--acoustic-extractor", "--no-speaker"):
+    for option in ("--input", "--shard-index", "--face-detector", "--acoustic-extractor", "--no-speaker",
+                   "--face-batch-size", "--acoustic-batch-size", "--acoustic-chunk"):
         assert option in help_text
     result = subprocess.run([sys.executable, str(REPO / "preprocessing" / "run.py"), "--input",
                              str(tmp_path / "missing"), "--output", str(tmp_path / "out")],

@@ -10,6 +10,7 @@ DEMO_CLIPS = 48
 DEMO_SEED = 0
 # Bump when the pipeline's output changes for the same settings, so that cached demo corpora are rebuilt.
 CORPUS_VERSION = 3
+SPEED_ONLY = ("face_batch_size", "acoustic_batch_size", "acoustic_chunk")
 
 
 def build_demo_corpus(cache_dir: str | Path, num_clips: int = DEMO_CLIPS, seed: int = DEMO_SEED,
@@ -23,7 +24,9 @@ def build_demo_corpus(cache_dir: str | Path, num_clips: int = DEMO_CLIPS, seed: 
     from .demo import make_demo_media
 
     config = PipelineConfig()
-    key = hashlib.blake2b(json.dumps([CORPUS_VERSION, num_clips, seed, vars(config)], sort_keys=True, default=str).encode(),
+    # Settings of speed and memory only leave the rows unchanged: they do not name the cache.
+    settings = {k: v for k, v in vars(config).items() if k not in SPEED_ONLY}
+    key = hashlib.blake2b(json.dumps([CORPUS_VERSION, num_clips, seed, settings], sort_keys=True, default=str).encode(),
                           digest_size=4).hexdigest()
     root = Path(cache_dir).expanduser() / f"clips{num_clips}-seed{seed}-{key}"
     corpus, media = root / "corpus", root / "media"
