@@ -5,9 +5,11 @@ produces and the rows/s a training step consumes, and prints their ratios (the c
 The data path is the real one: a corpus of random rows with realistic lengths (text 5-30 tokens, 0 or 10-36 faces,
 10-64 acoustic frames; 342-d faces, 768-d speech) is written as Parquet shards with the library's writer
 (`memobert.data.schema.write_shard`), loaded with `load_pretrain_corpus`, and iterated with `MapStyleBatches` for 0
-and N DataLoader workers (`--dataloader_num_workers`) and with `StreamingBatches`, each batch padded by the loop's
-`pad_rows` and masked in the main process with `collator.task(...).build_batch(..., masking_generator(...))`, exactly
-as `memobert/training/pretrain.py` does. Collating rows already held in memory is one more line of the table.
+and N DataLoader workers (`--dataloader_num_workers`) and with `StreamingBatches`. The loop's own path is the
+"padded and masked in the loader" line: `memobert.training.pretrain.MicroBatchBuilder` pads and masks each batch inside
+the loader (in the workers when there are any). The other lines pad in the loader and mask in the main process with
+`collator.task(...).build_batch(..., masking_generator(...))`, as the loop did before. Collating rows already held in
+memory is one more line of the table.
 
 Before/after lines of the loader optimisations come from the same run: `arrow_rows=False` reads rows through
 `datasets`' numpy formatting (the previous path), and the "Arrow rows, numpy cast" line pads with the previous
@@ -111,7 +113,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         StreamPosition,
         load_pretrain_corpus,
     )
-    from memobert.training.pretrain import adamw, masking_generator
+    from memobert.training.pretrain import MicroBatchBuilder, adamw, masking_generator
 
     datasets.disable_progress_bars()
     training_threads = torch.get_num_threads()
@@ -133,30 +135,37 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     collator = PretrainingCollator(special, config, seed=args.seed)
     schedule = TaskSchedule(seed=args.seed)
 
-    def pad_rows(rows):  # memobert/training/pretrain.py's collate_fn
+    def pad_rows(rows):  # the loop's collate function before masking moved into the loader (pad only)
         ids = [str(row[schema.UTTERANCE_ID]) for row in rows]
         return ids, collator.pad(rows, include=MODALITIES, face_soft_labels=True)
 
-    def consume(batches, warmup: int, num_batches: int) -> tuple[float, float, list]:
-        """rows/s of the loop's data path over `num_batches` batches; main-process masking rows/s; the batches."""
-        stream = batches.iterate(StreamPosition())
+    make_batch = MicroBatchBuilder(collator, schedule, args.seed, accumulation=1, rank=0)  # the loop's, as it is
+
+    def consume(batches, warmup: int, num_batches: int, in_loader: bool = False) -> tuple[float, float, list]:
+        """rows/s of a data path over `num_batches` batches, main-process masking rows/s (nan when the loader masks
+        itself: `in_loader`, the loop's `MicroBatchBuilder`), and the batches."""
+        stream = batches.iterate(StreamPosition(), first_batch_number=0 if in_loader else None)
         for _ in range(warmup):  # starts the workers, fills their prefetch queues
             next(stream)
         rows, masking, kept = 0, 0.0, []
         start = time.perf_counter()
-        for step in range(num_batches):
-            ids, padded = next(stream)
-            masking -= time.perf_counter()
-            task = collator.task(schedule.task_for_update(step))
-            batch = task.build_batch(padded, special, masking_generator(args.seed, step, 0, 0))
-            masking += time.perf_counter()
+        for step in range(warmup, warmup + num_batches):
+            if in_loader:
+                item = next(stream)
+                ids, batch = item["ids"], item["batch"]
+            else:
+                ids, padded = next(stream)
+                masking -= time.perf_counter()
+                task = collator.task(schedule.task_for_update(step))
+                batch = task.build_batch(padded, special, masking_generator(args.seed, step, 0, 0))
+                masking += time.perf_counter()
             rows += len(ids)
             if len(kept) < args.train_steps + 1:
-                kept.append((task, batch, padded))
-        return rows / (time.perf_counter() - start), rows / masking, kept
+                kept.append((len(ids), batch))
+        return rows / (time.perf_counter() - start), (rows / masking if masking else math.nan), kept
 
-    def map_style(workers: int, arrow_rows: bool):
-        return MapStyleBatches(corpus.train, corpus.train_lengths, pad_rows, args.batch_size, args.seed,
+    def map_style(workers: int, arrow_rows: bool, collate=pad_rows):
+        return MapStyleBatches(corpus.train, corpus.train_lengths, collate, args.batch_size, args.seed,
                                num_workers=workers, arrow_rows=arrow_rows)
 
     # Read every row once, so that no line pays the first reads of the memory-mapped corpus for the others.
@@ -187,6 +196,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         return run
 
     BEFORE, AFTER = "map-style, datasets numpy formatting (before)", "map-style, Arrow rows, torch widening (after)"
+    IN_LOADER = "map-style, Arrow rows, padded and masked in the loader (the loop now)"
     lines: list[tuple[str, int, object]] = [("rows in memory, collator(rows, task)", 0, in_memory)]
     worker_counts = [0] + ([args.workers] if args.workers else [])
     for workers in worker_counts:
@@ -196,6 +206,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             lines.append(("map-style, Arrow rows, numpy float16 cast", 0,
                           legacy(lambda: consume(map_style(0, True), 2, args.batches))))
         lines.append((AFTER, workers, lambda w=workers, u=warmup: consume(map_style(w, True), u, args.batches)))
+        lines.append((IN_LOADER, workers, lambda w=workers, u=warmup: consume(
+            map_style(w, True, make_batch), u, args.batches, in_loader=True)))
     if streamed is not None:
         # One whole epoch from the start: the stream reads and groups `group_size` batches before its first one.
         epoch = math.ceil(len(corpus.train) / args.batch_size)
@@ -237,9 +249,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start, rows = time.perf_counter(), 0
-        for _, batch, padded in kept_batches[1 : args.train_steps + 1]:
+        for count, batch in kept_batches[1 : args.train_steps + 1]:
             step(batch)
-            rows += len(padded.input_ids)
+            rows += count
         if device.type == "cuda":
             torch.cuda.synchronize()
         consumption[size] = rows / (time.perf_counter() - start)
@@ -256,14 +268,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         ratios = " | ".join(f"{rate / r:,.0f}" for r in consumption.values())
         print(f"| {label} | {workers} | {rate:,.0f} | {1000 * args.batch_size / rate:.2f} | {rate / before0:.2f} | "
               f"{ratios} |")
-    after = {w: results[("map-style, Arrow rows, torch widening (after)", w)] for w in worker_counts}
-    print(f"\nMain-process masking alone (build_batch, which the loop runs after the DataLoader): {masking_rate:,.0f} "
-          f"rows/s, a ceiling no number of workers lifts.")
+    print(f"\nMasking alone (build_batch): {masking_rate:,.0f} rows/s. The loop runs it inside the loader now "
+          f"(`MicroBatchBuilder`, the 'padded and masked in the loader' lines), so DataLoader workers share it.")
 
     # -- GPU estimate -----------------------------------------------------------------------------------------------
     computed = []  # positions the model computes per row: each row's padding is squeezed out, so batch x longest row
-    for _, _, padded in kept_batches:
-        totals = padded.attention_mask.sum(1) + padded.visual_mask.sum(1) + padded.acoustic_mask.sum(1)
+    for _, batch in kept_batches:
+        totals = sum(batch[k].sum(1) for k in ("attention_mask", "visual_mask", "acoustic_mask") if k in batch)
         computed.append(float(totals.max()))
     positions = float(np.mean(computed))
     total_params, embeddings = param_counts.get("base") or (
@@ -271,12 +282,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                                                                      acoustic_dim=768)).parameters()),
         30522 * 768,
     )
-    # Per loader process: fetch + pad in one process (0 workers, masking time taken out), and as measured through
-    # N DataLoader workers, which adds the shared-memory transfer of every float32 batch to the main process.
-    in_process = 1 / (1 / after[0] - 1 / masking_rate)
-    per_worker = {"in-process fetch + pad": in_process}
+    # Per loader process: fetch, pad and mask in one process (0 workers), and as measured through N DataLoader
+    # workers, which adds the shared-memory transfer of every float32 batch to the main process.
+    per_worker = {"in one process": results[(IN_LOADER, 0)]}
     if args.workers:
-        per_worker[f"through {args.workers} workers, / {args.workers}"] = after[args.workers] / args.workers
+        per_worker[f"through {args.workers} workers, / {args.workers}"] = results[(IN_LOADER, args.workers)] / args.workers
     print(f"\nESTIMATE, not a measurement: a base step on a GPU at {100 * args.gpu_mfu:.0f} % of "
           f"{args.gpu_tflops:.0f} TFLOP/s bf16 (H100 SXM dense peak by default), counting 6 x parameters x "
           f"{positions:.0f} computed positions per row (this corpus' mean) FLOPs per row:")
@@ -285,8 +295,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         needed = ", ".join(f"{math.ceil(5 * gpu_rows / rate)} at {rate:,.0f} rows/s per worker ({how})"
                            for how, rate in per_worker.items())
         print(f"  {label} ({params / 1e6:.0f}M): ~{gpu_rows:,.0f} rows/s consumed; 5x = {5 * gpu_rows:,.0f} rows/s "
-              f"needs loader workers: {needed}; main-process masking alone runs at {masking_rate / gpu_rows:.1f}x "
-              "the consumption")
+              f"needs loader workers: {needed}")
     print("\nTimings from one run; on a shared machine compare the ratios, not the absolute rows/s.")
 
 

@@ -189,36 +189,48 @@ def run_batches(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
     return time.perf_counter() - start
 
 
+def timed_pair(before: Callable[[], None], after: Callable[[], None], steps: int) -> tuple[float, float]:
+    """Median seconds of `before` and `after`, run alternately (one warm-up each) so that load changes hit both."""
+    before(), after()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(steps):
+        for step, bucket in ((before, times[0]), (after, times[1])):
+            start = time.perf_counter()
+            step()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def optimisations(name: str, batch_size: int, steps: int, collator: PretrainingCollator) -> None:
-    """Each optimisation switched off alone, on the same batch, in this run."""
+    """Each optimisation switched off alone, on the same batch, in this run (before and after steps alternate)."""
     full = random_corpus_rows(batch_size, seed=1, text_pieces=(28, 28), visual_frames=(36, 36),
                               acoustic_frames=(64, 64), missing_face_rate=0.0)
     batch = collator.task("wwmlm").build_batch(collator.pad(full, include=MODALITIES, face_soft_labels=True),
                                                SPECIAL, masking_generator(0, 0, 0, 0))
     settings = OptimizerSettings()
-    print(f"\n### {name}, each optimisation on and off (WWMLM, batch {batch_size}, full length)\n")
+    print(f"\n### {name}, each optimisation on and off (WWMLM, batch {batch_size}, full length unless said)\n")
     print("| change | before s/step | after s/step | speed-up |")
     print("|---|---|---|---|")
 
-    model = memobert_model(name, dropout_implementation="torch")
-    before = timed(train_step(model, adamw(model, settings, torch.device("cpu")), batch), steps)
+    plain = memobert_model(name, dropout_implementation="torch")
     model = memobert_model(name, dropout_implementation="auto")
-    after = timed(train_step(model, adamw(model, settings, torch.device("cpu")), batch), steps)
+    before, after = timed_pair(train_step(plain, adamw(plain, settings, torch.device("cpu")), batch),
+                               train_step(model, adamw(model, settings, torch.device("cpu")), batch), steps)
+    del plain
     print(f"| dropout masks: torch `bernoulli_` -> 16-bit keep masks (`cpu_keep_mask`) | {before:.2f} | {after:.2f} | "
           f"{before / after:.2f}x |")
 
     loop = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False, fused=False)
     fused = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    before, after = timed(train_step(model, loop, batch), steps), timed(train_step(model, fused, batch), steps)
+    before, after = timed_pair(train_step(model, loop, batch), train_step(model, fused, batch), steps)
     print(f"| AdamW: per-tensor loop -> fused kernel | {before:.2f} | {after:.2f} | {before / after:.2f}x |")
 
     rows = random_corpus_rows(batch_size, seed=4, **REALISTIC)
     padded = collator.pad(rows, include=MODALITIES, face_soft_labels=True)
     batch = collator.task("wwmlm").build_batch(padded, SPECIAL, masking_generator(0, 0, 0, 0))
-    squeezed = timed(train_step(model, fused, batch), steps)
-    unsqueezed = timed(train_step(_NoSqueeze(model), fused, batch), steps)
+    before, after = timed_pair(train_step(_NoSqueeze(model), fused, batch), train_step(model, fused, batch), steps)
     print(f"| padding: segments padded separately -> each row's padding squeezed out (one random realistic batch) | "
-          f"{unsqueezed:.2f} | {squeezed:.2f} | {unsqueezed / squeezed:.2f}x |")
+          f"{before:.2f} | {after:.2f} | {before / after:.2f}x |")
 
 
 class _NoSqueeze(torch.nn.Module):

@@ -204,6 +204,20 @@ def test_resume_continues_exactly(tiny_corpus, tmp_path):
     assert resumed["eval"] == straight["eval"]
 
 
+def test_batches_masked_in_loader_workers_train_exactly_as_in_the_main_process(tiny_corpus, tmp_path):
+    """Padding and masking run in the DataLoader workers (`make_batch`): with 2 workers and gradient accumulation the
+    run ends with the same weights as with none, so each micro-batch got its update's task and masks."""
+    finals = []
+    for workers in (0, 2):
+        output = tmp_path / f"workers{workers}"
+        pretrain(tiny_args(tiny_corpus, output, dataloader_num_workers=workers, gradient_accumulation_steps=2,
+                           max_steps=4, eval_steps=0, save_steps=0))
+        finals.append(load_file(output / "model.safetensors"))
+    assert finals[0].keys() == finals[1].keys()
+    for name in finals[0]:
+        assert torch.equal(finals[0][name], finals[1][name]), name
+
+
 def test_the_saved_model_loads_for_prompting(tiny_corpus, tmp_path):
     metrics = pretrain(tiny_args(tiny_corpus, tmp_path, save_steps=0, max_steps=4, eval_steps=0))
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000

@@ -279,14 +279,21 @@ class MapStyleBatches:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def iterate(self, position: StreamPosition) -> Iterator:
-        """Endless micro-batches from `position`, which is advanced in place as batches are yielded."""
+    def iterate(self, position: StreamPosition, first_batch_number: int | None = None) -> Iterator:
+        """
+        Endless micro-batches from `position`, which is advanced in place as batches are yielded. With
+        `first_batch_number`, `collate_fn(rows, number)` also gets each batch's number in this process's stream
+        (`first_batch_number` for the first batch yielded, then + 1 each): in DataLoader workers that number is all
+        a collate function needs to mask the batch for its update (see `pretrain.py`).
+        """
+        yielded = 0
         while True:
             batches = self.epoch_batches(position.epoch)[position.batches_in_epoch :]
+            first = None if first_batch_number is None else first_batch_number + yielded
             loader = DataLoader(
-                self.rows,
-                batch_sampler=[b.tolist() for b in batches],
-                collate_fn=self.collate_fn,
+                _EpochBatches(self.rows, batches, self.collate_fn, first),
+                batch_size=None,  # items are whole batches
+                collate_fn=_as_is,
                 num_workers=self.num_workers,
                 pin_memory=self.pin_memory,
                 persistent_workers=False,
@@ -296,9 +303,28 @@ class MapStyleBatches:
             )
             for batch in loader:
                 position.batches_in_epoch += 1
+                yielded += 1
                 yield batch
             position.epoch += 1
             position.batches_in_epoch = 0
+
+
+class _EpochBatches(torch.utils.data.Dataset):
+    """Item i: batch i's rows read in one call and collated (`collate_fn(rows, first_number + i)` when numbered)."""
+
+    def __init__(self, rows, batches: list[np.ndarray], collate_fn: Callable, first_number: int | None):
+        self.rows, self.batches, self.collate_fn, self.first_number = rows, batches, collate_fn, first_number
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        rows = self.rows.__getitems__(self.batches[index].tolist())
+        return self.collate_fn(rows) if self.first_number is None else self.collate_fn(rows, self.first_number + index)
+
+
+def _as_is(batch):
+    return batch
 
 
 class StreamingBatches:
@@ -357,13 +383,19 @@ class StreamingBatches:
         if rows:
             yield from flush(rows)
 
-    def iterate(self, position: StreamPosition) -> Iterator:
+    def iterate(self, position: StreamPosition, first_batch_number: int | None = None) -> Iterator:
+        """Endless micro-batches from `position` (advanced in place); `first_batch_number` as in `MapStyleBatches`."""
+        number = first_batch_number
         while True:
             for index, rows in enumerate(self._epoch(position.epoch)):
                 if index < position.batches_in_epoch:
                     continue  # resuming: these were consumed before the checkpoint
                 position.batches_in_epoch += 1
-                yield self.collate_fn(rows)
+                if number is None:
+                    yield self.collate_fn(rows)
+                else:
+                    yield self.collate_fn(rows, number)
+                    number += 1
             position.epoch += 1
             position.batches_in_epoch = 0
 

@@ -118,6 +118,30 @@ def segment_lengths(batch) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+class MicroBatchBuilder:
+    """
+    Rows of micro-batch `number` of a process's stream -> that batch padded and masked for its update's task. The loop
+    gives it to the batch stream as its collate function, so it runs in the DataLoader workers when there are any (off
+    the training step's path): the task and the masks are functions of (seed, update, micro-batch, rank) only, so a
+    worker, the main process and a resumed run build the same batch.
+    """
+
+    def __init__(self, collator: PretrainingCollator, schedule: TaskSchedule, seed: int, accumulation: int, rank: int):
+        self.collator, self.schedule, self.seed, self.accumulation, self.rank = collator, schedule, seed, accumulation, rank
+
+    def __call__(self, rows: list[dict], number: int) -> dict:
+        step, micro_step = divmod(number, self.accumulation)
+        task = self.collator.task(self.schedule.task_for_update(step))
+        padded = self.collator.pad(rows, include=MODALITIES, face_soft_labels=True)
+        generator = masking_generator(self.seed, step, micro_step, self.rank)
+        return {
+            "ids": [str(row[schema.UTTERANCE_ID]) for row in rows],
+            "task": task.name,
+            "lengths": segment_lengths(padded),
+            "batch": task.build_batch(padded, self.collator.special_token_ids, generator),
+        }
+
+
 def pretrain(args: PretrainArguments) -> dict:
     """Runs pretraining as `args` says and returns the final metrics (also written to `output_dir/metrics.json`)."""
     args.validate()
@@ -153,18 +177,17 @@ def pretrain(args: PretrainArguments) -> dict:
     collator = PretrainingCollator(tokenizer, model.config, tasks=args.tasks)
     schedule = TaskSchedule(args.task_mix, seed=args.seed)
 
-    def pad_rows(rows):
-        ids = [str(row[schema.UTTERANCE_ID]) for row in rows]
-        return ids, collator.pad(rows, include=MODALITIES, face_soft_labels=True)
+    accumulation = args.gradient_accumulation_steps
+    make_batch = MicroBatchBuilder(collator, schedule, args.seed, accumulation, rank)
 
     if args.streaming:
         batches = StreamingBatches(
-            corpus.train, pad_rows, args.per_device_train_batch_size, args.seed, limits, rank, world,
+            corpus.train, make_batch, args.per_device_train_batch_size, args.seed, limits, rank, world,
             args.group_by_length, args.length_group_size, args.shuffle_buffer_size,
         )
     else:
         batches = MapStyleBatches(
-            corpus.train, corpus.train_lengths, pad_rows, args.per_device_train_batch_size, args.seed, rank, world,
+            corpus.train, corpus.train_lengths, make_batch, args.per_device_train_batch_size, args.seed, rank, world,
             args.group_by_length, args.length_group_size, args.dataloader_num_workers,
             args.dataloader_pin_memory and accelerator.device.type == "cuda",
         )
@@ -194,8 +217,7 @@ def pretrain(args: PretrainArguments) -> dict:
     )
 
     # -- the loop --------------------------------------------------------------------------------------------------
-    stream = batches.iterate(position)
-    special_ids = collator.special_token_ids
+    stream = batches.iterate(position, first_batch_number=start_step * accumulation)
     loss_sums = {t: torch.zeros((), device=accelerator.device) for t in args.tasks}
     loss_counts = dict.fromkeys(args.tasks, 0)
     lengths_seen: list[np.ndarray] = []
@@ -216,20 +238,22 @@ def pretrain(args: PretrainArguments) -> dict:
     model.train()
     for step in range(start_step, args.max_steps):
         task = collator.task(schedule.task_for_update(step))
-        for micro_step in range(args.gradient_accumulation_steps):
-            ids, padded = next(stream)
+        for micro_step in range(accumulation):
+            item = next(stream)
+            if item["task"] != task.name:
+                raise RuntimeError(f"Update {step} is a {task.name} update but its batch was masked for "
+                                   f"{item['task']}: the batch stream and the loop disagree on the update count.")
             if sample_log is not None:
                 sample_log.write(json.dumps({"step": step, "micro_step": micro_step, "epoch": position.epoch,
-                                             "ids": ids}) + "\n")
-            lengths_seen.append(segment_lengths(padded))
-            batch = task.build_batch(padded, special_ids, masking_generator(args.seed, step, micro_step, rank))
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
-            last = micro_step == args.gradient_accumulation_steps - 1
+                                             "ids": item["ids"]}) + "\n")
+            lengths_seen.append(item["lengths"])
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in item["batch"].items()}
+            last = micro_step == accumulation - 1
             with nullcontext() if last else accelerator.no_sync(model):
                 loss = task.loss(model(**batch, return_dict=True))
-                accelerator.backward(loss / args.gradient_accumulation_steps)
-            loss_sums[task.name] += loss.detach() / args.gradient_accumulation_steps
-            samples_since_log += len(padded.input_ids) * world
+                accelerator.backward(loss / accumulation)
+            loss_sums[task.name] += loss.detach() / accumulation
+            samples_since_log += len(item["ids"]) * world
         if args.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
