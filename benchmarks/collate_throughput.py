@@ -73,7 +73,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def legacy_pad_frames(frames, max_length, dim):
+def legacy_pad_frames(frames, max_length, dim, keep_float16=False):
     """The collator's `_pad_frames` before this benchmark's optimisation: float16 -> float32 cast by numpy per row."""
     import torch
 
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         StreamPosition,
         load_pretrain_corpus,
     )
-    from memobert.training.pretrain import MicroBatchBuilder, adamw, masking_generator
+    from memobert.training.pretrain import MicroBatchBuilder, adamw, masking_generator, to_device
 
     datasets.disable_progress_bars()
     training_threads = torch.get_num_threads()
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         param_counts[size] = (sum(p.numel() for p in model.parameters()), embeddings)
 
         def step(batch):
-            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            loss = model(**to_device(batch, device)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()

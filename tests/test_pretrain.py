@@ -218,6 +218,37 @@ def test_batches_masked_in_loader_workers_train_exactly_as_in_the_main_process(t
         assert torch.equal(finals[0][name], finals[1][name]), name
 
 
+def test_loader_batches_keep_float16_frames_that_widen_to_exactly_the_float32_batch():
+    """The loop's batches carry float16 frames (as stored) and are widened on the device: the values the model sees
+    are exactly those of the float32 path, for every task (Mockingjay replacement included)."""
+    from memobert import MEmoBertConfig
+    from memobert.data.synthetic import random_corpus_rows
+    from memobert.objectives import MODALITIES, PretrainingCollator, SpecialTokenIds, TaskSchedule
+    from memobert.training.pretrain import MicroBatchBuilder, masking_generator, to_device
+
+    config = MEmoBertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=64, visual_dim=6, acoustic_dim=5, mask_token_id=3)
+    special = SpecialTokenIds(pad_token_id=0, cls_token_id=1, sep_token_id=2, mask_token_id=3, vocab_size=64)
+    rows = random_corpus_rows(6, seed=2, visual_dim=6, acoustic_dim=5, token_range=(5, 60))
+    assert rows[0][schema.ACOUSTIC_FEATS].dtype == np.float16
+    for replacement in ("mask_vector", "mockingjay"):
+        tasks = {"wwmlm": {}, "span_mafr": {"replacement": replacement}, "span_mvfr": {"replacement": replacement},
+                 "span_mvfc_kl": {"replacement": replacement}}
+        collator = PretrainingCollator(special, config, tasks=tasks, seed=0)
+        schedule = TaskSchedule({name: 1 for name in tasks}, seed=0)
+        builder = MicroBatchBuilder(collator, schedule, seed=0, accumulation=1, rank=0)
+        for number in range(8):
+            item = builder(rows, number)
+            assert any(v.dtype == torch.float16 for v in item["batch"].values())
+            task = collator.task(schedule.task_for_update(number))
+            padded = collator.pad(rows, include=MODALITIES, face_soft_labels=True)
+            expected = task.build_batch(padded, collator.special_token_ids, masking_generator(0, number, 0, 0))
+            widened = to_device(item["batch"], torch.device("cpu"))
+            assert widened.keys() == expected.keys()
+            for key in expected:
+                assert widened[key].dtype == expected[key].dtype and torch.equal(widened[key], expected[key]), key
+
+
 def test_the_saved_model_loads_for_prompting(tiny_corpus, tmp_path):
     metrics = pretrain(tiny_args(tiny_corpus, tmp_path, save_steps=0, max_steps=4, eval_steps=0))
     assert (tmp_path / "loss_curves.png").stat().st_size > 1000

@@ -118,6 +118,12 @@ def segment_lengths(batch) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch on `device`, float16 frames widened to float32 there (exact: they were stored as float16)."""
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v.float() if v.dtype == torch.float16 else v for k, v in moved.items()}
+
+
 class MicroBatchBuilder:
     """
     Rows of micro-batch `number` of a process's stream -> that batch padded and masked for its update's task. The loop
@@ -132,7 +138,8 @@ class MicroBatchBuilder:
     def __call__(self, rows: list[dict], number: int) -> dict:
         step, micro_step = divmod(number, self.accumulation)
         task = self.collator.task(self.schedule.task_for_update(step))
-        padded = self.collator.pad(rows, include=MODALITIES, face_soft_labels=True)
+        # Frames stay float16 as stored: half the bytes from a worker and to the device, widened there (`to_device`).
+        padded = self.collator.pad(rows, include=MODALITIES, face_soft_labels=True, keep_float16=True)
         generator = masking_generator(self.seed, step, micro_step, self.rank)
         return {
             "ids": [str(row[schema.UTTERANCE_ID]) for row in rows],
@@ -247,7 +254,7 @@ def pretrain(args: PretrainArguments) -> dict:
                 sample_log.write(json.dumps({"step": step, "micro_step": micro_step, "epoch": position.epoch,
                                              "ids": item["ids"]}) + "\n")
             lengths_seen.append(item["lengths"])
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in item["batch"].items()}
+            batch = to_device(item["batch"], accelerator.device)
             last = micro_step == accumulation - 1
             with nullcontext() if last else accelerator.no_sync(model):
                 loss = task.loss(model(**batch, return_dict=True))
