@@ -37,10 +37,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-SIZES = {
-    "demo": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-}
+from pretrain_throughput import SIZES  # the benchmarks' one table of model sizes
 
 
 def parse_args() -> argparse.Namespace:

@@ -18,23 +18,15 @@ import time
 
 import torch
 
-from memobert import MEmoBertConfig, MEmoBertForPreTraining
+from pretrain_throughput import SIZES, SPECIAL, OptimizerSettings, memobert_config
+
+from memobert import MEmoBertForPreTraining
 from memobert.data.synthetic import random_corpus_rows
-from memobert.objectives import PretrainingCollator, SpecialTokenIds
+from memobert.objectives import PretrainingCollator
 from memobert.training.pretrain import MODALITIES, adamw, masking_generator
 
-SIZES = {
-    "demo": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-}
-SPECIAL = SpecialTokenIds(pad_token_id=0, cls_token_id=101, sep_token_id=102, mask_token_id=103, never_mask_ids=(100,),
-                          vocab_size=30522)
 # (text word pieces, faces, acoustic frames): 1/4, 1/2 and all of the maximum lengths (30 + 36 + 64 positions).
 LENGTHS = {"quarter": (6, 9, 16), "half": (13, 18, 32), "full": (28, 36, 64)}
-
-
-class OptimizerSettings:
-    learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay = 1e-4, 0.9, 0.98, 1e-6, 0.01
 
 
 def saved_activation_bytes(model: torch.nn.Module, batch: dict) -> int:
@@ -66,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = MEmoBertConfig(**SIZES[args.config], visual_dim=342, acoustic_dim=768)
+    config = memobert_config(args.config)
     model = MEmoBertForPreTraining(config).train()
     optimizer = adamw(model, OptimizerSettings(), torch.device("cpu"))
     collator = PretrainingCollator(SPECIAL, config, seed=0)

@@ -122,8 +122,8 @@ class ArrowRows(torch.utils.data.Dataset):
 
     `datasets`' own numpy formatting of a batch of rows rebuilds the extension type of every row's frame column,
     walks nested lists and casts float16 to float32 (which the collator then copies a second time into its padded
-    float32 batch): ~0.8 ms per row, 85 % of the loading time. Here fetching a row is a few numpy slices, and the
-    collator's padding copy is the only float16 -> float32 conversion. The padded batches are identical.
+    batch): ~0.8 ms per row, 85 % of the loading time. Here fetching a row is a few numpy slices, and float16 frames
+    are widened once, by the collator or on the device (`pretrain.to_device`). The padded batches are identical.
 
     The column views are built on first use in each process (a DataLoader worker builds its own; pickling drops them).
     """
