@@ -36,7 +36,7 @@ demo-compare: demo
 	$(DOWNSTREAM) --setting finetune --train_fraction 0.1
 	cat outputs/downstream-demo/results.md
 
-# The published baselines (memobert/baselines, configs in baselines/configs/) on the same demo corpus, folds, recipe and
+# The published baselines (memobert/baselines, configs shipped in memobert/baselines/configs/) on the same demo corpus, folds, recipe and
 # metrics, into the same output_dir: results.md puts them beside the MEmoBERT settings. UniMSE uses a small T5 built
 # from a T5Config (offline, no pretrained T5); face_eeg runs its face branch on the corpus' face features fused with an
 # acoustic branch (the corpora hold no EEG; SEED-IV EEG runs through baselines/seed_iv.py); resnet_logmel includes its
@@ -46,7 +46,7 @@ DEMO_BASELINES := early_fusion late_fusion mfn m3er face_eeg yamnet_audio resnet
 demo-baselines: setup
 	for b in $(DEMO_BASELINES); do $(DOWNSTREAM) --setting baseline --baseline $$b --learning_rate 1e-3 || exit 1; done
 	$(DOWNSTREAM) --setting baseline --baseline unimse --learning_rate 1e-3 \
-		--baseline_config baselines/configs/offline/unimse_tiny.yaml
+		--baseline_config offline/unimse_tiny
 	cat outputs/downstream-demo/results.md
 
 # One command for the README's whole comparison: the MEmoBERT settings, then every baseline, in one results.md.

@@ -4,7 +4,7 @@ produces and the rows/s a training step consumes, and prints their ratios (the c
 
 The data path is the real one: a corpus of random rows with realistic lengths (text 5-30 tokens, 0 or 10-36 faces,
 10-64 acoustic frames; 342-d faces, 768-d speech) is written as Parquet shards with the library's writer
-(`memobert.data.schema.write_shard`), loaded with `load_pretrain_corpus`, and iterated with `MapStyleBatches` for 0
+(`memobert.data.corpus.write_shard`), loaded with `load_pretrain_corpus`, and iterated with `MapStyleBatches` for 0
 and N DataLoader workers (`--dataloader_num_workers`) and with `StreamingBatches`. The loop's own path is the
 "padded and masked in the loader" line: `memobert.training.pretrain.MicroBatchBuilder` pads and masks each batch inside
 the loader (in the workers when there are any). The other lines pad in the loader and mask in the main process with
@@ -33,15 +33,15 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from pretrain_throughput import SIZES  # the benchmarks' one table of model sizes
+from pretrain_throughput import SIZES, make_optimizer  # the benchmarks' one table of model sizes and optimizer
+from memobert.command_line import CommandLineParser
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=4096, help="corpus rows written to the temporary corpus (4096)")
     parser.add_argument("--rows-per-shard", type=int, default=512, help="rows per Parquet shard (512)")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per micro-batch, loading and training (32)")
@@ -110,7 +110,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         StreamPosition,
         load_pretrain_corpus,
     )
-    from memobert.training.pretrain import MicroBatchBuilder, adamw, masking_generator, to_device
+    from memobert.training.device import to_device
+    from memobert.training.pretrain import MicroBatchBuilder, masking_generator
 
     datasets.disable_progress_bars()
     training_threads = torch.get_num_threads()
@@ -230,8 +231,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         model_config = MEmoBertConfig(**SIZES[size], visual_dim=342, acoustic_dim=768)
         torch.manual_seed(args.seed)
         model = MEmoBertForPreTraining(model_config).to(device).train()
-        optimizer = adamw(model, SimpleNamespace(weight_decay=0.01, learning_rate=1e-4, adam_beta1=0.9,
-                                                 adam_beta2=0.98, adam_epsilon=1e-6), device)
+        optimizer = make_optimizer(model, device)
         embeddings = model_config.vocab_size * model_config.hidden_size
         param_counts[size] = (sum(p.numel() for p in model.parameters()), embeddings)
 

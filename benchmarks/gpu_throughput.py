@@ -23,18 +23,19 @@ import torch
 from pretrain_throughput import (
     MIX,
     SPECIAL,
-    OptimizerSettings,
     bert_batch,
     bert_model,
     forward_flops,
+    make_optimizer,
     memobert_config,
     train_step,
 )
 
 from memobert import MEmoBertForPreTraining
 from memobert.data.synthetic import random_corpus_rows
-from memobert.objectives import PretrainingCollator
-from memobert.training.pretrain import MODALITIES, adamw, masking_generator
+from memobert.objectives import MODALITIES, PretrainingCollator
+from memobert.training.pretrain import masking_generator
+from memobert.command_line import CommandLineParser
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100": 989.0,
@@ -83,7 +84,7 @@ def matmul_tflops(hidden: int, intermediate: int, tokens: int, dtype: torch.dtyp
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (smoke test)")
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"], help="autocast dtype (bf16)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64, 128], help="batch sizes (32 64 128)")
@@ -125,7 +126,7 @@ def main() -> None:
             model = MEmoBertForPreTraining(config).to(device).train()
             if compiled:
                 model.compile(dynamic=True)
-            optimizer = adamw(model, OptimizerSettings(), device)
+            optimizer = make_optimizer(model, device)
             mix_time, mix_flops = 0.0, 0.0
             for task, weight in MIX.items():
                 batch = collator.task(task).build_batch(padded, SPECIAL, masking_generator(0, 0, 0, 0))

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from memobert.command_line import CommandLineParser
+
 ENCODERS = ("log_mel", "w2v_tiny", "w2v_base")
 ENCODER_NAMES = {"log_mel": "log-mel (80 bins)", "w2v_tiny": "wav2vec2 tiny (hidden 32, 2 layers)",
                  "w2v_base": "wav2vec2 base size (95M, random weights)"}
@@ -40,7 +42,7 @@ STAGE_COLUMNS = ("decode", "vad", "faces", "face_features", "acoustic", "text")
 
 def make_video(folder: Path, minutes: float, seed: int) -> Path:
     """One demo clip of about `minutes` minutes (utterances of 1.5-4 s with pauses), with its SRT."""
-    from memobert.data.demo import make_demo_media
+    from memobert.demo.media import make_demo_media
 
     per_utterance = 3.65  # mean utterance (2.75 s) + mean pause (0.9 s)
     count = max(1, int(minutes * 60 / per_utterance))
@@ -114,7 +116,7 @@ def measure(video: Path, output: Path, threads: int, acoustic: str, before: bool
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="*", default=[0.5, 1.0, 2.0, 4.0],
                         help="video lengths of the scaling table, in minutes (0.5 1 2 4; none: skip the table)")
     parser.add_argument("--encoders", nargs="*", choices=ENCODERS, default=list(ENCODERS),

@@ -26,7 +26,7 @@ from pretrain_throughput import (
     MIX,
     REALISTIC,
     SPECIAL,
-    OptimizerSettings,
+    make_optimizer,
     forward_flops,
     matmul_rate,
     memobert_config,
@@ -36,9 +36,10 @@ from pretrain_throughput import (
 )
 
 from memobert.data.synthetic import random_corpus_rows
-from memobert.objectives import PretrainingCollator, TaskSchedule
+from memobert.objectives import MODALITIES, PretrainingCollator, TaskSchedule
 from memobert.training.corpus import length_grouped_batches, padding_efficiency
-from memobert.training.pretrain import MODALITIES, adamw, masking_generator
+from memobert.training.pretrain import masking_generator
+from memobert.command_line import CommandLineParser
 
 UPDATES, SAMPLES_PER_UPDATE = 40_000, 640
 
@@ -64,7 +65,7 @@ def recipe_flops(config, sizes: np.ndarray, batch_size: int) -> tuple[float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpus", type=int, default=8, help="GPUs of the projection (8)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak per GPU (989: H100 SXM)")
     parser.add_argument("--price", type=float, default=3.0, help="USD per GPU-hour assumed (3.00)")
@@ -92,7 +93,7 @@ def main() -> None:
     real_sizes = row_positions(rows_real)
     batches = length_grouped_batches(real_sizes, 16, seed=0, epoch=0)[: args.cpu_batches]
     model = memobert_model("base")
-    optimizer = adamw(model, OptimizerSettings(), torch.device("cpu"))
+    optimizer = make_optimizer(model, torch.device("cpu"))
     built = []
     for step, rows in enumerate(batches):
         padded = collator.pad([rows_real[i] for i in rows], include=MODALITIES, face_soft_labels=True)

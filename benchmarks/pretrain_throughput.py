@@ -30,9 +30,12 @@ from transformers import BertConfig, BertForMaskedLM
 
 from memobert import MEmoBertConfig, MEmoBertForPreTraining
 from memobert.data.synthetic import random_corpus_rows
-from memobert.objectives import PretrainingCollator, SpecialTokenIds, TaskSchedule
+from memobert.objectives import MODALITIES, PretrainingCollator, SpecialTokenIds, TaskSchedule
+from memobert.training.arguments import OptimizerArguments
 from memobert.training.corpus import LengthLimits, length_grouped_batches, padding_efficiency
-from memobert.training.pretrain import MODALITIES, adamw, masking_generator
+from memobert.training.optimization import build_optimizer
+from memobert.training.pretrain import masking_generator
+from memobert.command_line import CommandLineParser
 
 SIZES = {
     "demo": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -45,8 +48,9 @@ LIMITS = LengthLimits(30, 36, 64)
 REALISTIC = dict(text_pieces=(3, 28), visual_frames=(10, 36), acoustic_frames=(10, 64), missing_face_rate=0.1)
 
 
-class OptimizerSettings:
-    learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay = 1e-4, 0.9, 0.98, 1e-6, 0.01
+def make_optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.AdamW:
+    """The loops' AdamW (their default betas, epsilon and weight decay) at the demo recipe's learning rate."""
+    return build_optimizer(model, OptimizerArguments(), 1e-4, device)
 
 
 def matmul_rate(hidden: int, intermediate: int, tokens: int, repeats: int = 7) -> tuple[float, float]:
@@ -123,7 +127,7 @@ def bert_batch(lengths: list[int], seed: int) -> dict:
 def equal_tokens(name: str, batch_size: int, steps: int, collator: PretrainingCollator) -> None:
     model = memobert_model(name)
     config = model.config
-    optimizer = adamw(model, OptimizerSettings(), torch.device("cpu"))
+    optimizer = make_optimizer(model, torch.device("cpu"))
     rows = random_corpus_rows(batch_size, seed=1, text_pieces=(28, 28), visual_frames=(36, 36),
                               acoustic_frames=(64, 64), missing_face_rate=0.0)
     padded = collator.pad(rows, include=MODALITIES, face_soft_labels=True)
@@ -158,7 +162,7 @@ def realistic_mix(name: str, batch_size: int, num_batches: int, collator: Pretra
     shuffled = length_grouped_batches(sizes, batch_size, seed=0, epoch=0, group_by_length=False)[:num_batches]
 
     model = memobert_model(name)
-    optimizer = adamw(model, OptimizerSettings(), torch.device("cpu"))
+    optimizer = make_optimizer(model, torch.device("cpu"))
     ours = []
     for step, rows in enumerate(grouped):
         padded = collator.pad([pool[i] for i in rows], include=MODALITIES, face_soft_labels=True)
@@ -207,15 +211,14 @@ def optimisations(name: str, batch_size: int, steps: int, collator: PretrainingC
                               acoustic_frames=(64, 64), missing_face_rate=0.0)
     batch = collator.task("wwmlm").build_batch(collator.pad(full, include=MODALITIES, face_soft_labels=True),
                                                SPECIAL, masking_generator(0, 0, 0, 0))
-    settings = OptimizerSettings()
     print(f"\n### {name}, each optimisation on and off (WWMLM, batch {batch_size}, full length unless said)\n")
     print("| change | before s/step | after s/step | speed-up |")
     print("|---|---|---|---|")
 
     plain = memobert_model(name, dropout_implementation="torch")
     model = memobert_model(name, dropout_implementation="auto")
-    before, after = timed_pair(train_step(plain, adamw(plain, settings, torch.device("cpu")), batch),
-                               train_step(model, adamw(model, settings, torch.device("cpu")), batch), steps)
+    before, after = timed_pair(train_step(plain, make_optimizer(plain, torch.device("cpu")), batch),
+                               train_step(model, make_optimizer(model, torch.device("cpu")), batch), steps)
     del plain
     print(f"| dropout masks: torch `bernoulli_` -> 16-bit keep masks (`cpu_keep_mask`) | {before:.2f} | {after:.2f} | "
           f"{before / after:.2f}x |")
@@ -284,7 +287,7 @@ def padding_report(batch_size: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["demo", "base"], choices=sorted(SIZES), help="model sizes")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per step (16)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement, after one warm-up (3)")

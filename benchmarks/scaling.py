@@ -18,12 +18,13 @@ import time
 
 import torch
 
-from pretrain_throughput import SIZES, SPECIAL, OptimizerSettings, memobert_config
+from pretrain_throughput import SIZES, SPECIAL, make_optimizer, memobert_config
 
 from memobert import MEmoBertForPreTraining
 from memobert.data.synthetic import random_corpus_rows
-from memobert.objectives import PretrainingCollator
-from memobert.training.pretrain import MODALITIES, adamw, masking_generator
+from memobert.objectives import MODALITIES, PretrainingCollator
+from memobert.training.pretrain import masking_generator
+from memobert.command_line import CommandLineParser
 
 # (text word pieces, faces, acoustic frames): 1/4, 1/2 and all of the maximum lengths (30 + 36 + 64 positions).
 LENGTHS = {"quarter": (6, 9, 16), "half": (13, 18, 32), "full": (28, 36, 64)}
@@ -48,7 +49,7 @@ def saved_activation_bytes(model: torch.nn.Module, batch: dict) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="demo", choices=sorted(SIZES), help="model size (demo)")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[4, 8, 16, 32], help="batch sizes (4 8 16 32)")
     parser.add_argument("--lengths", nargs="+", default=list(LENGTHS), choices=list(LENGTHS),
@@ -60,7 +61,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = memobert_config(args.config)
     model = MEmoBertForPreTraining(config).train()
-    optimizer = adamw(model, OptimizerSettings(), torch.device("cpu"))
+    optimizer = make_optimizer(model, torch.device("cpu"))
     collator = PretrainingCollator(SPECIAL, config, seed=0)
     state_bytes = sum(p.numel() * p.element_size() for p in model.parameters()) * 4  # weights, grads, 2 AdamW moments
     print(f"torch {torch.__version__}, {args.threads} threads, fp32, CPU; {args.config}: "

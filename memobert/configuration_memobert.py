@@ -1,11 +1,13 @@
-"""MEmoBERT model configuration."""
+"""MEmoBERT model configuration (part of the model layer: imports nothing of memobert)."""
 
 from dataclasses import field
 
 from transformers import PreTrainedConfig
 
+# The paper's verbalizer: one word piece per class of anger, happiness, neutral, sadness (bert-base-uncased).
 DEFAULT_LABEL_WORDS = ["anger", "happy", "neutral", "sad"]
-FERPLUS_CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+# The pretraining heads of the paper's recipe, in the order MEmoBertForPreTraining builds them.
+DEFAULT_PRETRAINING_TASKS = ["wwmlm", "span_mvfr", "span_mafr", "span_mvfc_kl"]
 
 
 class MEmoBertConfig(PreTrainedConfig):
@@ -23,7 +25,10 @@ class MEmoBertConfig(PreTrainedConfig):
         max_visual_length (`int`, defaults to 36): face frames; also the size of the visual position table.
         max_acoustic_length (`int`, defaults to 64): pooled acoustic frames; also the acoustic position table size.
         num_face_classes (`int`, defaults to 8): classes of the face-expression soft labels (FER+ has 8).
-        face_class_names (`list[str]`): the names of those classes, in order.
+        face_class_names (`list[str]`, *optional*): the names of those classes, in order (pretraining copies them
+            from the corpus' `corpus.json`).
+        pretraining_tasks (`list[str]`): the tasks whose heads `MEmoBertForPreTraining` holds (`heads[name]`), each
+            a head registered by `memobert.objectives`; defaults to WWMLM, SpanMVFR, SpanMAFR, SpanMVFC-KL.
         prompt_template (`str`): the downstream prompt; `{text}` is the utterance and `{mask}` the mask token.
         label_words (`list[str]`): one verbalizer word per emotion class, in class order.
         label_token_ids (`list[int]`, *optional*): the vocabulary ids of `label_words`, filled from a tokenizer by
@@ -33,7 +38,7 @@ class MEmoBertConfig(PreTrainedConfig):
         mask_token_id (`int`, defaults to 103): id of `[MASK]` (bert-base-uncased's).
         classifier_dropout (`float`, *optional*): dropout of the classification head (defaults to hidden dropout).
         dropout_implementation (`str`, defaults to `"auto"`): `"auto"` draws dropout masks on the CPU from 16-bit
-            uniforms (about 3x cheaper than torch's per-element draws; see `modeling_memobert.cpu_keep_mask`) and uses
+            uniforms (about 3x cheaper than torch's per-element draws; see `memobert.kernels.cpu_keep_mask`) and uses
             torch's dropout elsewhere; `"torch"` uses `torch.nn.functional.dropout` everywhere.
     """
 
@@ -61,7 +66,8 @@ class MEmoBertConfig(PreTrainedConfig):
     max_visual_length: int = 36
     max_acoustic_length: int = 64
     num_face_classes: int = 8
-    face_class_names: list[str] = field(default_factory=lambda: list(FERPLUS_CLASSES))
+    face_class_names: list[str] | None = None
+    pretraining_tasks: list[str] = field(default_factory=lambda: list(DEFAULT_PRETRAINING_TASKS))
     prompt_template: str = "{text} i am {mask} ."
     label_words: list[str] = field(default_factory=lambda: list(DEFAULT_LABEL_WORDS))
     label_token_ids: list[int] | None = None
@@ -80,7 +86,7 @@ class MEmoBertConfig(PreTrainedConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads ({self.num_attention_heads})."
             )
-        if len(self.face_class_names) != self.num_face_classes:
+        if self.face_class_names is not None and len(self.face_class_names) != self.num_face_classes:
             raise ValueError(
                 f"face_class_names has {len(self.face_class_names)} names but num_face_classes is "
                 f"{self.num_face_classes}: give one name per class."
@@ -99,9 +105,8 @@ class MEmoBertConfig(PreTrainedConfig):
                 f"label_token_ids has {len(self.label_token_ids)} ids for {len(self.label_words)} label_words; "
                 "set both with MEmoBertForPrompt.set_label_words(words, tokenizer)."
             )
-
-
-
+        if len(set(self.pretraining_tasks)) != len(self.pretraining_tasks):
+            raise ValueError(f"pretraining_tasks {self.pretraining_tasks} names a task twice.")
 
 
 def verbalizer_token_ids(label_words: list[str], tokenizer) -> list[int]:
@@ -117,4 +122,6 @@ def verbalizer_token_ids(label_words: list[str], tokenizer) -> list[int]:
             )
         ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
     return ids
-__all__ = ["MEmoBertConfig", "FERPLUS_CLASSES", "DEFAULT_LABEL_WORDS", "verbalizer_token_ids"]
+
+
+__all__ = ["MEmoBertConfig", "DEFAULT_LABEL_WORDS", "DEFAULT_PRETRAINING_TASKS", "verbalizer_token_ids"]

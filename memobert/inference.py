@@ -27,7 +27,6 @@ import torch
 from .data import schema
 from .modeling_memobert import MEmoBertForPrompt
 from .preprocessing.pipeline import Pipeline, PipelineConfig, WorkItem, item_id_for
-from .preprocessing.releases import downstream_config
 from .preprocessing.transcripts import read_transcript
 from .processing_memobert import MEmoBertProcessor
 
@@ -58,8 +57,8 @@ def load_prompt_model(model_dir: str | os.PathLike, device: str | torch.device |
                          "score emotions: use a prompt-tuned model, or call model.set_label_words(words, tokenizer) "
                          "and save it again.")
     processor = MEmoBertProcessor.from_pretrained(str(folder))
-    if list(processor.settings.label_words) != list(model.config.label_words):
-        raise ValueError(f"{folder}: the processor's label words {processor.settings.label_words} differ from the "
+    if processor.label_words != list(model.config.label_words):
+        raise ValueError(f"{folder}: the processor's label words {processor.label_words} differ from the "
                          f"model's {model.config.label_words}; save the processor made from this model's config.")
     if list(processor.label_token_ids) != list(model.config.label_token_ids):
         raise ValueError(f"{folder}: the tokenizer maps the label words to ids {processor.label_token_ids} but the "
@@ -123,14 +122,14 @@ def predict_video(
     """
     Per utterance of `video` (in time order): utterance_id, start, end, text, speaker, emotion (a label word; ""
     when not predicted), probabilities ({label word: p}, summing to 1; {} when not predicted), status ("ok",
-    "skipped", "failed"), reason, visual_frames, acoustic_frames. `config` defaults to `downstream_config()` (every
-    utterance kept); `pipeline` reuses built stages. An unreadable video or transcript raises `ValueError`.
+    "skipped", "failed"), reason, visual_frames, acoustic_frames. `config` defaults to
+    `PipelineConfig.keep_every_utterance()` (every utterance kept); `pipeline` reuses built stages. An unreadable video or transcript raises `ValueError`.
     """
     video = Path(video)
     if not video.is_file():
         raise FileNotFoundError(f"Video {video} does not exist; check the path.")
     model, processor = load_prompt_model(model_dir, device)
-    pipeline = pipeline or Pipeline(config or downstream_config())
+    pipeline = pipeline or Pipeline(config or PipelineConfig.keep_every_utterance())
     check_feature_sizes(model, pipeline, model_dir)
     rows, records = pipeline.process(_work_item(video, transcript))
     broken = [r for r in records if r["status"] == "failed" and not r["utterance_id"]]

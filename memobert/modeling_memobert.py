@@ -1,13 +1,25 @@
 """PyTorch MEmoBERT: a BERT encoder over `[CLS] text [SEP] | visual frames | acoustic frames`.
 
-Parameter names of the text embeddings, encoder, pooler and MLM head are BERT's, so a BERT checkpoint loads
-into them as it is (`from_bert`). Each frame modality has its own embedder (`MEmoBertFrameEmbeddings`).
+Parameter names of the text embeddings, encoder, pooler and MLM head are BERT's, so a BERT checkpoint loads into them
+as it is (`from_bert`). Blocks marked "Copied from transformers.models.bert" are BERT's code unchanged; what MEmoBERT
+adds or changes is marked where it stands:
+- one embedder per frame modality (`MEmoBertFrameEmbeddings`: mask vector, projection, own positions and type);
+- each row's padding squeezed out before the encoder and restored after (`squeeze_padding`), so three separately
+  padded segments cost the longest row's real length;
+- dropout and attention through `memobert.kernels` (16-bit keep masks on the CPU, SDPA);
+- pretraining heads held in a `ModuleDict` and built by name from `config.pretraining_tasks`
+  (`register_pretraining_head`): a pretraining task brings its own head without an edit here;
+- the prompt head scores only the label words at `[MASK]`.
+
+Part of the model layer: imports nothing of memobert but its configuration and kernels.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +32,7 @@ from transformers.utils import ModelOutput
 from transformers.utils import logging as transformers_logging
 
 from .configuration_memobert import MEmoBertConfig, verbalizer_token_ids
+from .kernels import MEmoBertDropout, attention
 
 BERT_CONFIG_FIELDS = (
     "vocab_size",
@@ -36,6 +49,31 @@ BERT_CONFIG_FIELDS = (
     "layer_norm_eps",
     "pad_token_id",
 )
+
+MODEL_INPUT_NAMES = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "visual_feats",
+    "visual_mask",
+    "acoustic_feats",
+    "acoustic_mask",
+)
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings and loading bars off inside the block (restored after): for loads whose report would
+    mislead (BERT's missing heads inside a MEmoBERT) or repeat (one load per fold and seed)."""
+    verbosity, bar_enabled = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bar_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -64,25 +102,28 @@ class MEmoBertModelOutput(ModelOutput):
 
 
 @dataclass
+class MEmoBertPreTrainingHeadOutput(ModelOutput):
+    """What one pretraining head returns: its `loss` and its `predictions` at the positions it scored."""
+
+    loss: torch.Tensor | None = None
+    predictions: torch.Tensor | None = None
+
+
+@dataclass
 class MEmoBertForPreTrainingOutput(ModelOutput):
     """
-    loss: sum of the losses whose targets were given.
-    mlm_loss / visual_regression_loss / acoustic_regression_loss / face_classification_loss: each task's loss.
-    prediction_logits: vocabulary logits, `(num_masked_tokens, vocab)` when `labels` are given, `(batch, text_len,
-        vocab)` when no targets at all are given, else None.
-    visual_predictions / acoustic_predictions: regressed features at masked frames, `(num_masked_frames, dim)`.
-    face_logits: face-expression logits at masked face frames, `(num_masked_frames, num_face_classes)`.
+    loss: sum of the losses of the heads whose targets were given.
+    losses: `{task name: loss}` of those heads (e.g. `losses["wwmlm"]`).
+    predictions: `{task name: predictions}`: what each of them predicted at the positions it scored (WWMLM: vocabulary
+        logits of the masked tokens; SpanMVFR/SpanMAFR: the regressed frames; SpanMVFC-KL: face-expression logits).
+    prediction_logits: `(batch, text_len, vocab)` vocabulary logits of every token, for a call without any targets
+        (as BERT's MLM head gives them); None otherwise.
     """
 
     loss: torch.Tensor | None = None
-    mlm_loss: torch.Tensor | None = None
-    visual_regression_loss: torch.Tensor | None = None
-    acoustic_regression_loss: torch.Tensor | None = None
-    face_classification_loss: torch.Tensor | None = None
+    losses: dict[str, torch.Tensor] | None = None
+    predictions: dict[str, torch.Tensor] | None = None
     prediction_logits: torch.Tensor | None = None
-    visual_predictions: torch.Tensor | None = None
-    acoustic_predictions: torch.Tensor | None = None
-    face_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
@@ -109,98 +150,14 @@ class MEmoBertSequenceClassifierOutput(ModelOutput):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Dropout and attention kernels
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def cpu_keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
-    """
-    A Bernoulli(1 - p) keep mask drawn on the CPU from 16-bit uniforms, four per 64-bit draw of torch's default
-    generator: about 3x cheaper than `bernoulli_`, which spends one generator call per element (the dropout masks were
-    14 % of a CPU training step). `p` is rounded to a multiple of 2^-16.
-    """
-    count = math.prod(shape)
-    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    uniforms = words.view(torch.int16)[:count]  # uniform over [-32768, 32767]
-    return (uniforms >= round(p * 65536) - 32768).view(shape)
-
-
-class _ScaleByKeepMask(torch.autograd.Function):
-    """x * keep * scale, saving only the boolean mask for the backward (as torch's own dropout does)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(keep)
-        ctx.scale = scale
-        return torch.ops.aten.native_dropout_backward(x, keep, scale)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (keep,) = ctx.saved_tensors
-        return torch.ops.aten.native_dropout_backward(grad, keep, ctx.scale), None, None
-
-
-def _use_fast_dropout(x: torch.Tensor, implementation: str) -> bool:
-    return implementation == "auto" and x.device.type == "cpu" and not torch.compiler.is_compiling()
-
-
-def dropout(x: torch.Tensor, p: float, training: bool, implementation: str = "auto") -> torch.Tensor:
-    """
-    Inverted dropout. `implementation="auto"`: on the CPU in eager mode the mask comes from `cpu_keep_mask`; on
-    accelerators and under `torch.compile` (which fuse their own random numbers) and with `"torch"`,
-    `torch.nn.functional.dropout`. Both keep each element with probability 1 - p and scale kept ones by 1 / (1 - p).
-    """
-    if not training or p == 0.0:
-        return x
-    if p >= 1.0 or not _use_fast_dropout(x, implementation):
-        return F.dropout(x, p, training=True)
-    return _ScaleByKeepMask.apply(x, cpu_keep_mask(x.shape, p), 1.0 / (1.0 - p))
-
-
-class MEmoBertDropout(nn.Module):
-    """`nn.Dropout` through `dropout` (no parameters, so checkpoints are unchanged)."""
-
-    def __init__(self, p: float, implementation: str = "auto"):
-        super().__init__()
-        self.p, self.implementation = p, implementation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training, self.implementation)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, implementation={self.implementation}"
-
-
-def attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_bias: torch.Tensor | None,
-    dropout_p: float = 0.0,
-    implementation: str = "auto",
-) -> torch.Tensor:
-    """
-    softmax(q k^T / sqrt(d) + bias) v with dropout on the probabilities. torch's `scaled_dot_product_attention`
-    (flash/memory-efficient kernels) whenever it can run fused: always without dropout, and with dropout on
-    accelerators. With dropout on the CPU torch falls back to its unfused math path anyway; there the same math runs
-    with `cpu_keep_mask` for the dropout.
-    """
-    if dropout_p == 0.0 or not _use_fast_dropout(query, implementation):
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=attention_bias, dropout_p=dropout_p)
-    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(1.0 / math.sqrt(query.shape[-1]))
-    if attention_bias is not None:
-        scores = scores.add_(attention_bias)
-    return torch.matmul(dropout(scores.softmax(dim=-1), dropout_p, True, implementation), value)
-
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Embeddings
 # ----------------------------------------------------------------------------------------------------------------------
 
 
 class MEmoBertTextEmbeddings(nn.Module):
-    """BERT's embeddings: word + learned position + token type -> LayerNorm -> dropout."""
+    """BERT's embeddings (word + learned position + token type -> LayerNorm -> dropout), with BERT's parameter names.
+    Differs from `BertEmbeddings` in its forward only: positions are always 0..n-1 (no `position_ids` buffer) and a
+    missing `token_type_ids` means type 0."""
 
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
@@ -227,7 +184,7 @@ class MEmoBertTextEmbeddings(nn.Module):
 
 class MEmoBertFrameEmbeddings(nn.Module):
     """
-    One frame modality (face or acoustic features): a learned mask vector replaces masked frames, then
+    MEmoBERT's own: one frame modality (face or acoustic features). A learned mask vector replaces masked frames, then
     projection -> LayerNorm -> + own position table -> + own type embedding -> LayerNorm -> dropout.
     """
 
@@ -261,11 +218,14 @@ class MEmoBertFrameEmbeddings(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Encoder (BERT's layers, attention through `attention`: torch's scaled_dot_product_attention where it fuses)
+# Encoder: BERT's layers; attention through `kernels.attention` (SDPA wherever it fuses), dropout through the kernels
 # ----------------------------------------------------------------------------------------------------------------------
 
 
 class MEmoBertSelfAttention(nn.Module):
+    """BERT's self-attention projections (same parameter names), computed by `kernels.attention` with an additive
+    key bias: no causal, cross-attention or cache paths (MEmoBERT is an encoder)."""
+
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
         self.num_attention_heads = config.num_attention_heads
@@ -288,6 +248,7 @@ class MEmoBertSelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(batch, length, hidden)
 
 
+# Adapted from transformers.models.bert.modeling_bert.BertSelfOutput: the dropout is kernels.MEmoBertDropout
 class MEmoBertSelfOutput(nn.Module):
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
@@ -296,10 +257,16 @@ class MEmoBertSelfOutput(nn.Module):
         self.dropout = MEmoBertDropout(config.hidden_dropout_prob, config.dropout_implementation)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+        hidden_states = self.LayerNorm(hidden_states + input_tensor)
+        return hidden_states
 
 
 class MEmoBertAttention(nn.Module):
+    """BERT's attention block (self-attention, then output projection + residual + LayerNorm), without cross-attention
+    and cache arguments."""
+
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
         self.self = MEmoBertSelfAttention(config)
@@ -309,16 +276,23 @@ class MEmoBertAttention(nn.Module):
         return self.output(self.self(hidden_states, attention_bias), hidden_states)
 
 
+# Copied from transformers.models.bert.modeling_bert.BertIntermediate with Bert->MEmoBert
 class MEmoBertIntermediate(nn.Module):
-    def __init__(self, config: MEmoBertConfig):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        if isinstance(config.hidden_act, str):
+            self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        else:
+            self.intermediate_act_fn = config.hidden_act
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.intermediate_act_fn(hidden_states)
+        return hidden_states
 
 
+# Adapted from transformers.models.bert.modeling_bert.BertOutput: the dropout is kernels.MEmoBertDropout
 class MEmoBertOutput(nn.Module):
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
@@ -327,10 +301,15 @@ class MEmoBertOutput(nn.Module):
         self.dropout = MEmoBertDropout(config.hidden_dropout_prob, config.dropout_implementation)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+        hidden_states = self.LayerNorm(hidden_states + input_tensor)
+        return hidden_states
 
 
 class MEmoBertLayer(GradientCheckpointingLayer):
+    """BERT's layer (attention, then feed-forward) for an encoder: no cross-attention, no chunked feed-forward."""
+
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
         self.attention = MEmoBertAttention(config)
@@ -343,6 +322,8 @@ class MEmoBertLayer(GradientCheckpointingLayer):
 
 
 class MEmoBertEncoder(nn.Module):
+    """BERT's stack of layers (same names: `encoder.layer.N`), returning the states of every layer on request."""
+
     def __init__(self, config: MEmoBertConfig):
         super().__init__()
         self.layer = nn.ModuleList([MEmoBertLayer(config) for _ in range(config.num_hidden_layers)])
@@ -358,103 +339,28 @@ class MEmoBertEncoder(nn.Module):
         return hidden_states, all_hidden_states
 
 
+# Copied from transformers.models.bert.modeling_bert.BertPooler with Bert->MEmoBert
 class MEmoBertPooler(nn.Module):
-    def __init__(self, config: MEmoBertConfig):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.dense(hidden_states[:, 0]))
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Heads
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-class MEmoBertPredictionHeadTransform(nn.Module):
-    """Linear -> GELU -> LayerNorm, the first half of every prediction head."""
-
-    def __init__(self, config: MEmoBertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.transform_act_fn = ACT2FN[config.hidden_act]
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
-
-
-class MEmoBertLMPredictionHead(nn.Module):
-    """BERT's MLM head; `decoder.weight` is tied to the word embeddings."""
-
-    def __init__(self, config: MEmoBertConfig):
-        super().__init__()
-        self.transform = MEmoBertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.transform(hidden_states))
-
-
-class MEmoBertOnlyMLMHead(nn.Module):
-    def __init__(self, config: MEmoBertConfig):
-        super().__init__()
-        self.predictions = MEmoBertLMPredictionHead(config)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.predictions(hidden_states)
-
-
-class MEmoBertFrameRegressionHead(nn.Module):
-    """Regresses frame features: transform, then a linear map whose weight is the input projection's, transposed."""
-
-    def __init__(self, config: MEmoBertConfig, feature_dim: int):
-        super().__init__()
-        self.transform = MEmoBertPredictionHeadTransform(config)
-        self.bias = nn.Parameter(torch.zeros(feature_dim))
-
-    def forward(self, hidden_states: torch.Tensor, projection_weight: torch.Tensor) -> torch.Tensor:
-        # projection_weight is (hidden, feature_dim); F.linear multiplies by its transpose's transpose.
-        return F.linear(self.transform(hidden_states), projection_weight.t(), self.bias)
-
-
-class MEmoBertFaceClassificationHead(nn.Module):
-    """Predicts the face-expression class distribution of a frame: transform -> Linear(num_face_classes)."""
-
-    def __init__(self, config: MEmoBertConfig):
-        super().__init__()
-        self.transform = MEmoBertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.num_face_classes)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.transform(hidden_states))
-
-
-class MEmoBertClassificationHead(nn.Module):
-    """Pooled output -> Linear(h, 2h) -> GELU -> LayerNorm -> dropout -> Linear(2h, num_labels)."""
-
-    def __init__(self, config: MEmoBertConfig):
-        super().__init__()
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dense = nn.Linear(config.hidden_size, 2 * config.hidden_size)
-        self.act = ACT2FN["gelu"]
-        self.LayerNorm = nn.LayerNorm(2 * config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = MEmoBertDropout(dropout, config.dropout_implementation)
-        self.out_proj = nn.Linear(2 * config.hidden_size, config.num_labels)
-
-    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(self.dropout(self.LayerNorm(self.act(self.dense(pooled_output)))))
+        # We "pool" the model by simply taking the hidden state corresponding
+        # to the first token.
+        first_token_tensor = hidden_states[:, 0]
+        pooled_output = self.dense(first_token_tensor)
+        pooled_output = self.activation(pooled_output)
+        return pooled_output
 
 
 def squeeze_padding(
     hidden: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """
-    Moves each row's real positions (mask 1) to the front, in order, and cuts the sequence to the longest row.
-    Returns the packed states, their mask and the gather index (None when there was no padding to squeeze).
+    MEmoBERT's own: moves each row's real positions (mask 1) to the front, in order, and cuts the sequence to the
+    longest row. Returns the packed states, their mask and the gather index (None when there was no padding to squeeze).
     """
     lengths = mask.sum(dim=1)
     packed_length = int(lengths.max()) if mask.numel() else 0
@@ -475,9 +381,117 @@ def unsqueeze_padding(packed: torch.Tensor, gather_index: torch.Tensor | None, l
     return packed.new_zeros(packed.shape[0], length, packed.shape[-1]).scatter(1, index, packed)
 
 
-def masked_mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """`total / count` that is 0 (not NaN) when nothing was masked, without a host sync."""
-    return total / count.clamp(min=1)
+# ----------------------------------------------------------------------------------------------------------------------
+# Heads
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+# Copied from transformers.models.bert.modeling_bert.BertPredictionHeadTransform with Bert->MEmoBert
+class MEmoBertPredictionHeadTransform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        if isinstance(config.hidden_act, str):
+            self.transform_act_fn = ACT2FN[config.hidden_act]
+        else:
+            self.transform_act_fn = config.hidden_act
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.transform_act_fn(hidden_states)
+        hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
+
+
+# Copied from transformers.models.bert.modeling_bert.BertLMPredictionHead with Bert->MEmoBert
+class MEmoBertLMPredictionHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.transform = MEmoBertPredictionHeadTransform(config)
+
+        # The output weights are the same as the input embeddings, but there is
+        # an output-only bias for each token.
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states):
+        hidden_states = self.transform(hidden_states)
+        hidden_states = self.decoder(hidden_states)
+        return hidden_states
+
+
+# Copied from transformers.models.bert.modeling_bert.BertOnlyMLMHead with Bert->MEmoBert
+class MEmoBertOnlyMLMHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.predictions = MEmoBertLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        prediction_scores = self.predictions(sequence_output)
+        return prediction_scores
+
+
+class MEmoBertClassificationHead(nn.Module):
+    """The paper's fine-tune head: pooled output -> Linear(h, 2h) -> GELU -> LayerNorm -> dropout -> Linear(2h, C)."""
+
+    def __init__(self, config: MEmoBertConfig):
+        super().__init__()
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dense = nn.Linear(config.hidden_size, 2 * config.hidden_size)
+        self.act = ACT2FN["gelu"]
+        self.LayerNorm = nn.LayerNorm(2 * config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = MEmoBertDropout(dropout, config.dropout_implementation)
+        self.out_proj = nn.Linear(2 * config.hidden_size, config.num_labels)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(self.LayerNorm(self.act(self.dense(pooled_output)))))
+
+
+class MEmoBertPreTrainingHead(nn.Module):
+    """
+    What a pretraining task adds to `MEmoBertForPreTraining` (MEmoBERT's own mechanism; BERT has fixed heads).
+
+    `target_names`: the keyword arguments of `MEmoBertForPreTraining.forward` that hold this head's targets; the
+    model runs the head exactly when all of them are given. `forward(model, outputs, inputs)` gets the model (for
+    weights a head shares with it: the MLM decoder, the input projections), the encoder output and every input of
+    the call, and returns its loss and predictions. `init_weights(config)` initialises what `_init_weights` of the
+    model does not know about (it runs after the model's own init of the head's Linear / LayerNorm layers).
+    """
+
+    target_names: ClassVar[tuple[str, ...]] = ()
+
+    def forward(
+        self, model: MEmoBertForPreTraining, outputs: MEmoBertModelOutput, inputs: dict[str, torch.Tensor | None]
+    ) -> MEmoBertPreTrainingHeadOutput:
+        raise NotImplementedError
+
+    def init_weights(self, config: MEmoBertConfig) -> None:
+        """Initialise the head's own parameters (nothing by default)."""
+
+
+# Pretraining head builders by task name, filled by the tasks of `memobert.objectives` (`register_pretraining_head`).
+PRETRAINING_HEADS: dict[str, Callable[[MEmoBertConfig], MEmoBertPreTrainingHead]] = {}
+
+
+def register_pretraining_head(name: str, builder: Callable[[MEmoBertConfig], MEmoBertPreTrainingHead]) -> None:
+    """Makes `MEmoBertForPreTraining` build `builder(config)` as `heads[name]` when `name` is in
+    `config.pretraining_tasks` (`memobert.objectives.register_task` calls it for every task)."""
+    known = PRETRAINING_HEADS.get(name)
+    if known is not None and known is not builder:
+        raise ValueError(f"A pretraining head named {name!r} is already registered; choose another task name.")
+    PRETRAINING_HEADS[name] = builder
+
+
+def build_pretraining_head(name: str, config: MEmoBertConfig) -> MEmoBertPreTrainingHead:
+    """The registered head of task `name`, for `config`."""
+    if name not in PRETRAINING_HEADS:
+        raise KeyError(
+            f"config.pretraining_tasks names {name!r}, but no pretraining head of that name is registered "
+            f"(registered: {sorted(PRETRAINING_HEADS)}). Import the module that defines the task first "
+            "(`import memobert` registers the built-in ones)."
+        )
+    return PRETRAINING_HEADS[name](config)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -496,10 +510,10 @@ class MEmoBertPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, MEmoBertLMPredictionHead):
             init.zeros_(module.bias)
-        elif isinstance(module, MEmoBertFrameRegressionHead):
-            init.zeros_(module.bias)
         elif isinstance(module, MEmoBertFrameEmbeddings):
             init.normal_(module.mask_embedding, mean=0.0, std=self.config.initializer_range)
+        elif isinstance(module, MEmoBertPreTrainingHead):
+            module.init_weights(self.config)
 
     @classmethod
     def from_bert(cls, name_or_path: str, tokenizer=None, **config_overrides):
@@ -525,14 +539,10 @@ class MEmoBertPreTrainedModel(PreTrainedModel):
             config.label_token_ids = verbalizer_token_ids(config.label_words, tokenizer)
 
         model = cls(config)
-        previous_verbosity = transformers_logging.get_verbosity()
-        transformers_logging.set_verbosity_error()  # BERT's own missing-head report would name the wrong model
-        try:
+        with quiet_transformers():  # BERT's own missing-head report would name the wrong model
             bert, info = BertForPreTraining.from_pretrained(
                 name_or_path, output_loading_info=True, dtype=torch.float32
             )
-        finally:
-            transformers_logging.set_verbosity(previous_verbosity)
         not_in_checkpoint = set(info["missing_keys"])
         bert_state = {k: v for k, v in bert.state_dict().items() if k not in not_in_checkpoint}
         base_state = {k.removeprefix("bert."): v for k, v in bert_state.items() if k.startswith("bert.")}
@@ -599,7 +609,6 @@ class MEmoBertModel(MEmoBertPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         segments: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
-        lengths: list[int] = []
         if input_ids is not None:
             segments.append(self.embeddings(input_ids, token_type_ids))
             masks.append(attention_mask if attention_mask is not None else torch.ones_like(input_ids))
@@ -652,22 +661,20 @@ class MEmoBertModel(MEmoBertPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-MODEL_INPUT_NAMES = (
-    "input_ids",
-    "attention_mask",
-    "token_type_ids",
-    "visual_feats",
-    "visual_mask",
-    "acoustic_feats",
-    "acoustic_mask",
-)
+# Head parameter names written by memobert 0.1.0 checkpoints (fixed head attributes) -> their place in `heads` now.
+LEGACY_HEAD_NAMES = {
+    "visual_regression.": "heads.span_mvfr.",
+    "acoustic_regression.": "heads.span_mafr.",
+    "face_classifier.": "heads.span_mvfc_kl.",
+}
 
 
 class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
     """
-    MEmoBERT with the four pretraining heads: MLM (tied to the word embeddings), visual and acoustic frame regression
-    (tied to the input projections) and face-expression classification. Each loss is computed when its targets are
-    given; `loss` is their sum.
+    MEmoBERT with BERT's MLM head (`cls`, tied to the word embeddings; shared with `MEmoBertForPrompt`) and one
+    pretraining head per task of `config.pretraining_tasks` in `heads` (built from the heads the tasks registered:
+    by default WWMLM, SpanMVFR, SpanMAFR, SpanMVFC-KL). A call runs every head whose targets it is given; `loss` is
+    the sum of their losses, `losses` holds each by task name.
     """
 
     _tied_weights_keys = {
@@ -679,10 +686,18 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
         super().__init__(config)
         self.memobert = MEmoBertModel(config)
         self.cls = MEmoBertOnlyMLMHead(config)
-        self.visual_regression = MEmoBertFrameRegressionHead(config, config.visual_dim)
-        self.acoustic_regression = MEmoBertFrameRegressionHead(config, config.acoustic_dim)
-        self.face_classifier = MEmoBertFaceClassificationHead(config)
+        self.heads = nn.ModuleDict({name: build_pretraining_head(name, config) for name in config.pretraining_tasks})
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; checkpoints of memobert 0.1.0 (fixed head names) load as they are."""
+        renames = {f"^{old.replace('.', '[.]')}": new for old, new in LEGACY_HEAD_NAMES.items()}
+        kwargs["key_mapping"] = {**renames, **(kwargs.get("key_mapping") or {})}
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model._weight_conversions = None  # save with today's names, never the legacy ones
+        return loaded
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.cls.predictions.decoder
@@ -702,28 +717,19 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
         acoustic_mask: torch.Tensor | None = None,
         visual_bool_masked_pos: torch.Tensor | None = None,
         acoustic_bool_masked_pos: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        visual_targets: torch.Tensor | None = None,
-        acoustic_targets: torch.Tensor | None = None,
-        face_soft_labels: torch.Tensor | None = None,
-        visual_target_pos: torch.Tensor | None = None,
-        acoustic_target_pos: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        **targets,
     ) -> MEmoBertForPreTrainingOutput | tuple:
         r"""
-        labels: `(batch, text_len)` token ids to predict at masked tokens, -100 elsewhere (WWMLM).
-        visual_targets / acoustic_targets: `(batch, len, dim)` the original (unmasked) features; regressed at the
-            frames of `visual_bool_masked_pos` / `acoustic_bool_masked_pos` (SpanMVFR / SpanMAFR).
-        face_soft_labels: `(batch, visual_len, num_face_classes)` per-frame expression distributions; KL(target ||
-            prediction) at the frames of `visual_bool_masked_pos` (SpanMVFC-KL).
-        visual_target_pos / acoustic_target_pos: `(batch, len)` bool, the frames whose targets are predicted, when
-            they differ from `*_bool_masked_pos` (Mockingjay-style masking predicts frames left unchanged or swapped
-            for random ones too); default: the `*_bool_masked_pos` frames.
+        The inputs of `MEmoBertModel`, plus the targets of any pretraining heads, by the names the heads declare
+        (`heads[name].target_names`; the built-in tasks: `labels` for WWMLM, `visual_targets` for SpanMVFR,
+        `acoustic_targets` for SpanMAFR, `face_soft_labels` for SpanMVFC-KL, and `visual_target_pos` /
+        `acoustic_target_pos` when the predicted frames differ from the masked ones). `PretrainingCollator` builds
+        them. Without any targets, the output holds BERT-style vocabulary logits of every text token.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.memobert(
+        model_inputs = dict(
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
@@ -733,76 +739,32 @@ class MEmoBertForPreTraining(MEmoBertPreTrainedModel):
             acoustic_mask=acoustic_mask,
             visual_bool_masked_pos=visual_bool_masked_pos,
             acoustic_bool_masked_pos=acoustic_bool_masked_pos,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
         )
-        result = MEmoBertForPreTrainingOutput(hidden_states=outputs.hidden_states)
-        losses = []
-
-        if labels is not None:
-            if outputs.text_hidden_state is None:
-                raise ValueError("MLM labels were given without input_ids.")
-            masked = labels != -100
-            # The vocabulary projection runs at masked tokens only: the costliest matmul of the model otherwise.
-            result.prediction_logits = self.cls(outputs.text_hidden_state[masked])
-            total = F.cross_entropy(result.prediction_logits.float(), labels[masked], reduction="sum")
-            result.mlm_loss = masked_mean(total, masked.sum())
-            losses.append(result.mlm_loss)
-        elif outputs.text_hidden_state is not None and all(
-            t is None for t in (visual_targets, acoustic_targets, face_soft_labels)
-        ):
-            # A plain inference call gets BERT-style logits at every token; a frame task's batch skips this
-            # (it would be the step's largest matmul, for nothing).
-            result.prediction_logits = self.cls(outputs.text_hidden_state)
-
-        if visual_targets is not None or face_soft_labels is not None:
-            visual_pos = visual_target_pos if visual_target_pos is not None else visual_bool_masked_pos
-            masked = self._masked_frames("visual", visual_pos, visual_mask, outputs.visual_hidden_state)
-            hidden = outputs.visual_hidden_state[masked]
-            if visual_targets is not None:
-                result.visual_predictions = self.visual_regression(
-                    hidden, self.memobert.visual_embeddings.projection.weight
-                )
-                result.visual_regression_loss = self._regression_loss(
-                    result.visual_predictions, visual_targets[masked], masked
-                )
-                losses.append(result.visual_regression_loss)
-            if face_soft_labels is not None:
-                result.face_logits = self.face_classifier(hidden)
-                log_probs = F.log_softmax(result.face_logits.float(), dim=-1)
-                total = F.kl_div(log_probs, face_soft_labels[masked].float(), reduction="sum")
-                result.face_classification_loss = masked_mean(total, masked.sum())
-                losses.append(result.face_classification_loss)
-
-        if acoustic_targets is not None:
-            acoustic_pos = acoustic_target_pos if acoustic_target_pos is not None else acoustic_bool_masked_pos
-            masked = self._masked_frames("acoustic", acoustic_pos, acoustic_mask, outputs.acoustic_hidden_state)
-            result.acoustic_predictions = self.acoustic_regression(
-                outputs.acoustic_hidden_state[masked], self.memobert.acoustic_embeddings.projection.weight
-            )
-            result.acoustic_regression_loss = self._regression_loss(
-                result.acoustic_predictions, acoustic_targets[masked], masked
-            )
-            losses.append(result.acoustic_regression_loss)
-
-        if losses:
-            result.loss = torch.stack(losses).sum()
+        outputs = self.memobert(**model_inputs, output_hidden_states=output_hidden_states, return_dict=True)
+        inputs = {**model_inputs, **targets}
+        losses, predictions = {}, {}
+        for name, head in self.heads.items():
+            if head.target_names and all(inputs.get(key) is not None for key in head.target_names):
+                out = head(self, outputs, inputs)
+                losses[name], predictions[name] = out.loss, out.predictions
+        given = sorted(key for key, value in targets.items() if value is not None)
+        if given and not losses:
+            wanted = {name: list(head.target_names) for name, head in self.heads.items()}
+            raise ValueError(f"No pretraining head reads the targets {given}; this model's heads read {wanted} "
+                             "(config.pretraining_tasks).")
+        prediction_logits = None
+        if not given and outputs.text_hidden_state is not None:
+            # A plain inference call gets BERT-style logits at every token; a task's batch skips this (it would be
+            # the step's largest matmul, for nothing).
+            prediction_logits = self.cls(outputs.text_hidden_state)
+        result = MEmoBertForPreTrainingOutput(
+            loss=torch.stack(list(losses.values())).sum() if losses else None,
+            losses=losses,
+            predictions=predictions,
+            prediction_logits=prediction_logits,
+            hidden_states=outputs.hidden_states,
+        )
         return result if return_dict else result.to_tuple()
-
-    @staticmethod
-    def _masked_frames(
-        modality: str, bool_masked_pos: torch.Tensor | None, mask: torch.Tensor | None, hidden: torch.Tensor | None
-    ) -> torch.Tensor:
-        if hidden is None or bool_masked_pos is None:
-            raise ValueError(
-                f"{modality} targets need {modality}_feats and {modality}_bool_masked_pos (the frames to predict)."
-            )
-        return bool_masked_pos if mask is None else bool_masked_pos & mask.bool()
-
-    @staticmethod
-    def _regression_loss(predictions: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        total = F.mse_loss(predictions.float(), targets.float(), reduction="sum")
-        return masked_mean(total, masked.sum() * predictions.shape[-1])
 
 
 class MEmoBertForPrompt(MEmoBertPreTrainedModel):
@@ -949,7 +911,14 @@ __all__ = [
     "MEmoBertForSequenceClassification",
     "MEmoBertModelOutput",
     "MEmoBertForPreTrainingOutput",
+    "MEmoBertPreTrainingHead",
+    "MEmoBertPreTrainingHeadOutput",
     "MEmoBertPromptOutput",
     "MEmoBertSequenceClassifierOutput",
+    "MEmoBertPredictionHeadTransform",
+    "PRETRAINING_HEADS",
+    "register_pretraining_head",
+    "build_pretraining_head",
+    "quiet_transformers",
     "MODEL_INPUT_NAMES",
 ]

@@ -5,31 +5,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from transformers import AutoTokenizer, BatchFeature
 
-from .configuration_memobert import DEFAULT_LABEL_WORDS, MEmoBertConfig, verbalizer_token_ids
+from .configuration_memobert import MEmoBertConfig, verbalizer_token_ids
 
 PROCESSOR_CONFIG_NAME = "memobert_processor.json"
 END_PUNCTUATION = (".", "!", "?")
-
-
-@dataclass
-class ProcessorSettings:
-    max_text_length: int = 30
-    max_prompt_text_length: int = 120
-    max_visual_length: int = 36
-    max_acoustic_length: int = 64
-    prompt_template: str = "{text} i am {mask} ."
-    label_words: list[str] = field(default_factory=lambda: list(DEFAULT_LABEL_WORDS))
+# The fields of MEmoBertConfig that the processor reads (defaults, meaning and checks are the config's).
+PROCESSOR_FIELDS = (
+    "max_text_length",
+    "max_prompt_text_length",
+    "max_visual_length",
+    "max_acoustic_length",
+    "prompt_template",
+    "label_words",
+)
 
 
 class MEmoBertProcessor:
     """
-    Turns utterances into MEmoBERT inputs.
+    Turns utterances into MEmoBERT inputs; its settings are the `PROCESSOR_FIELDS` of a `MEmoBertConfig` (the model's,
+    so processor and model agree), optionally overridden (e.g. a downstream run's text length).
 
     `processor(text=[...], visual=[...], acoustic=[...])` gives `input_ids, attention_mask, token_type_ids,
     visual_feats, visual_mask, acoustic_feats, acoustic_mask` (each segment right-padded; a modality absent from the
@@ -38,55 +37,50 @@ class MEmoBertProcessor:
     and never the prompt.
     """
 
-    def __init__(self, tokenizer, **settings):
+    def __init__(self, tokenizer, config: MEmoBertConfig | None = None, **overrides):
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("MEmoBertProcessor needs a fast tokenizer (word ids for whole-word masking).")
+        unknown = sorted(set(overrides) - set(PROCESSOR_FIELDS))
+        if unknown:
+            raise TypeError(f"MEmoBertProcessor got unknown settings {unknown}; it takes {list(PROCESSOR_FIELDS)}.")
+        config = config if config is not None else MEmoBertConfig()
+        settings = {name: overrides.get(name, getattr(config, name)) for name in PROCESSOR_FIELDS}
+        MEmoBertConfig(**settings)  # the config's checks (prompt template, lengths) on these settings
         self.tokenizer = tokenizer
-        self.settings = ProcessorSettings(**settings)
-        template = self.settings.prompt_template
-        if "{text}" not in template or "{mask}" not in template:
-            raise ValueError(f"prompt_template {template!r} must contain '{{text}}' and '{{mask}}'.")
-        before, after = template.split("{text}", 1)
+        self.settings = settings
+        before, after = settings["prompt_template"].split("{text}", 1)
         mask = tokenizer.mask_token
         self._prompt_prefix_ids = self._encode(before.format(mask=mask))
         self._prompt_suffix_ids = self._encode(after.format(mask=mask))
-        self.label_token_ids = verbalizer_token_ids(self.settings.label_words, tokenizer)
+        self.label_token_ids = verbalizer_token_ids(settings["label_words"], tokenizer)
+
+    @property
+    def label_words(self) -> list[str]:
+        return list(self.settings["label_words"])
 
     # -- construction ------------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, tokenizer, config: MEmoBertConfig) -> MEmoBertProcessor:
-        """A processor whose lengths, template and label words are the model config's."""
-        return cls(
-            tokenizer,
-            max_text_length=config.max_text_length,
-            max_prompt_text_length=config.max_prompt_text_length,
-            max_visual_length=config.max_visual_length,
-            max_acoustic_length=config.max_acoustic_length,
-            prompt_template=config.prompt_template,
-            label_words=list(config.label_words),
-        )
-
-    @classmethod
     def from_pretrained(cls, name_or_path: str, **overrides) -> MEmoBertProcessor:
-        """Tokenizer + settings from a folder saved by `save_pretrained` (or a model folder with a config)."""
+        """Tokenizer + settings from a folder saved by `save_pretrained`: its `memobert_processor.json`, over the
+        folder's model config (`config.json`) when it has one, else over the config defaults."""
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        config = None
+        if os.path.isfile(os.path.join(name_or_path, "config.json")):
+            loaded = MEmoBertConfig.from_pretrained(name_or_path)
+            config = loaded if loaded.model_type == "memobert" else None
         settings_file = os.path.join(name_or_path, PROCESSOR_CONFIG_NAME)
         if os.path.isfile(settings_file):
             with open(settings_file, encoding="utf-8") as handle:
-                return cls(tokenizer, **{**json.load(handle), **overrides})
-        if os.path.isfile(os.path.join(name_or_path, "config.json")):
-            config = MEmoBertConfig.from_pretrained(name_or_path)
-            if config.model_type == "memobert":
-                processor = cls.from_config(tokenizer, config)
-                return cls(tokenizer, **{**asdict(processor.settings), **overrides})
-        return cls(tokenizer, **overrides)
+                overrides = {**json.load(handle), **overrides}
+        return cls(tokenizer, config, **overrides)
 
     def save_pretrained(self, save_directory: str) -> None:
+        """The tokenizer and `memobert_processor.json` (the settings) into `save_directory`."""
         os.makedirs(save_directory, exist_ok=True)
         self.tokenizer.save_pretrained(save_directory)
         with open(os.path.join(save_directory, PROCESSOR_CONFIG_NAME), "w", encoding="utf-8") as handle:
-            json.dump(asdict(self.settings), handle, indent=2)
+            json.dump(self.settings, handle, indent=2)
 
     # -- text --------------------------------------------------------------------------------------------------------
 
@@ -96,7 +90,7 @@ class MEmoBertProcessor:
     def _text_rows(self, texts: Sequence[str | None], prompt: bool) -> tuple[list[list[int]], list[list[int]]]:
         """Token ids and word ids (-1 for special and prompt tokens) of each row."""
         tok = self.tokenizer
-        budget = (self.settings.max_prompt_text_length if prompt else self.settings.max_text_length) - 2
+        budget = (self.settings["max_prompt_text_length"] if prompt else self.settings["max_text_length"]) - 2
         if prompt:
             budget -= len(self._prompt_prefix_ids) + len(self._prompt_suffix_ids)
             if budget < 0:
@@ -188,8 +182,8 @@ class MEmoBertProcessor:
             if return_word_ids:
                 data["word_ids"] = word_ids
         for name, frames, max_length in (
-            ("visual", visual, self.settings.max_visual_length),
-            ("acoustic", acoustic, self.settings.max_acoustic_length),
+            ("visual", visual, self.settings["max_visual_length"]),
+            ("acoustic", acoustic, self.settings["max_acoustic_length"]),
         ):
             padded = self._pad_frames(frames, max_length, name) if frames is not None else None
             if padded is not None:
@@ -200,7 +194,7 @@ class MEmoBertProcessor:
 
     def label_index(self, label: int | str) -> int:
         """Class index of a label given as an index or as its label word."""
-        words = self.settings.label_words
+        words = self.label_words
         if isinstance(label, str):
             if label not in words:
                 raise ValueError(f"Unknown label {label!r}; the label words are {words}.")
@@ -214,4 +208,4 @@ def _is_single_array(x) -> bool:
     return isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2
 
 
-__all__ = ["MEmoBertProcessor", "ProcessorSettings", "PROCESSOR_CONFIG_NAME"]
+__all__ = ["MEmoBertProcessor", "PROCESSOR_CONFIG_NAME", "PROCESSOR_FIELDS"]

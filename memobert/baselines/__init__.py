@@ -1,33 +1,37 @@
 """The other published systems MEmoBERT is compared with, runnable on the same corpus, folds and metrics.
 
 Registry: `BASELINES[name]` is a `BaselineSpec`; `BASELINES[name](config)` (or `build_baseline(name, config,
-**overrides)`) builds the system from its config dataclass, a mapping (a parsed YAML file under
-`baselines/configs/`) or None (the defaults).
+**overrides)`) builds the system from its config dataclass, a mapping (a parsed YAML file of the shipped
+`memobert/baselines/configs/`, found by name with `baseline_config_path`) or None (the defaults).
 
-The interface a runner relies on
---------------------------------
-Neural baselines (`spec.kind == "neural"`): an `nn.Module` whose `forward(**batch)` takes the keys of
-`MEmoBertProcessor`'s batches, any subset of `input_ids`, `attention_mask` `(B, L)`, `visual_feats` `(B, Tv, Dv)`,
-`visual_mask` `(B, Tv)`, `acoustic_feats` `(B, Ta, Da)`, `acoustic_mask` `(B, Ta)`, `labels` `(B,)`, ignores keys it
-does not use, and returns a `BaselineOutput` dataclass (or a subclass with extra fields) with
-`loss` (when `labels` are given) and `logits` `(B, num_classes)`, whose argmax is the prediction. Some need more keys,
-listed in `spec.extra_keys`: `texts` (list of str: UniMSE tokenises with T5's own tokenizer), `eeg_feats`
-`(B, 62, 5)`, `face_pixels`, `face_soft_labels` (`spec.batch_keys(config)`: those a given config reads; face_eeg with
-`eeg: false, face_input: features` reads none). A model with a `prepare(train_batches)` method (`spec.needs_prepare`:
-M3ER's modality check, ResNet34's speaker-ID stage) must have it called once with the training batches before
-training; when its `prepare_needs_speakers` is True those batches also carry `speakers` (one speaker string per
-utterance; ResNet34 with `speaker_pretraining_epochs` > 0). The training loop is the
-usual one: `loss.backward()`, optimizer step; `model.eval()` for evaluation (SpecAugment, Monte-Carlo fusion and M3ER's
-check switch on the mode).
-
-Classical baselines (`spec.kind == "classical"`: the elderly-speech system): an object with `fit(train_batches)`,
-`predict(batches) -> np.ndarray` and `evaluate(batches) -> dict` (`classification_metrics`), where batches are
-re-iterable dicts as above plus `texts`.
+The interface a runner relies on (all of it declared on the spec; a runner never names a baseline)
+--------------------------------------------------------------------------------------------------
+- `spec.config_for_task(source, BaselineTask(...))`: the config from a file / mapping / None with the task filled
+  in: the class count, the corpus' frame sizes and the tokenizer's vocabulary, plus what the system takes from the
+  task (`spec.task_fields`: UniMSE's label words, face_eeg's class names) and how it adapts to the runner's
+  tokenizer (`spec.for_tokenizer`: UniMSE's T5 built from a config reads the corpus' word pieces).
+- `spec.kind`: "neural" or "classical".
+  Neural: an `nn.Module` whose `forward(**batch)` takes the keys of `MEmoBertProcessor`'s batches, any subset of
+  `input_ids`, `attention_mask` `(B, L)`, `visual_feats` `(B, Tv, Dv)`, `visual_mask` `(B, Tv)`, `acoustic_feats`
+  `(B, Ta, Da)`, `acoustic_mask` `(B, Ta)`, `labels` `(B,)`, ignores keys it does not use, and returns a
+  `BaselineOutput` (or a subclass) with `loss` (when `labels` are given) and `logits` `(B, num_classes)`, whose argmax
+  is the prediction. Trained with the usual loop: `loss.backward()`, optimizer step; `model.eval()` to evaluate
+  (SpecAugment, Monte-Carlo fusion and M3ER's check switch on the mode).
+  Classical (the elderly-speech system): an object with `fit(train_batches)`, `predict(batches) -> np.ndarray` and
+  `evaluate(batches) -> dict` (`classification_metrics`), where batches are re-iterable dicts as above plus `texts`.
+- `spec.batch_keys(config)`: the keys it reads beyond the processor's, for that config (`texts`: the utterance
+  strings, UniMSE tokenises them itself; `eeg_feats`, `face_pixels`, `face_soft_labels` for face_eeg's other
+  branches); `spec.input_fixes[key]` says how to configure the system without a key a runner cannot feed.
+- `spec.needs_prepare`: `model.prepare(train_batches)` is called once with the training batches before training
+  (M3ER's modality check, ResNet34's speaker-ID stage); those batches also carry `speakers`, one string per
+  utterance.
+- `config.modalities`: the inputs it uses; a runner scores it only in the modality cases holding one of them.
+- `save_baseline(model, spec, config, folder)` / `load_baseline(folder)`: weights as safetensors plus the config
+  as JSON (no pickle).
 
 Config: every config is a dataclass deriving from `BaselineConfig` (`num_classes`, `text_vocab_size`, `visual_dim`,
-`acoustic_dim`, `modalities`); the runner sets the sizes from the corpus (`corpus.json`, the tokenizer) and the
-class count from the label set. Unknown config keys raise. `load_baseline_config(path, **overrides)` reads one of the
-files under `baselines/configs/` (`baseline: <name>`, `config: {...}`) -> (spec, config); `spec(config)` builds it.
+`acoustic_dim`, `modalities`). Unknown config keys raise. `load_baseline_config(path, **overrides)` reads a config
+file (`baseline: <name>`, `config: {...}`) -> (spec, config).
 
 | name | system | module |
 |---|---|---|
@@ -40,17 +44,20 @@ files under `baselines/configs/` (`baseline: <name>`, `config: {...}`) -> (spec,
 | yamnet_audio / elderly_speech | YAMNet-style MobileNet + text embeddings -> sklearn (ICMI 2020) | elderly_speech.py |
 | unimse | T5 with A/V adapters, contrastive loss, label words (EMNLP 2022) | unimse.py |
 
-Nothing else in the library imports this package (the scripts and tests do).
+The downstream runner reaches these systems only through this registry.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from .common import BaselineConfig, BaselineOutput, make_config
+from .common import BaselineConfig, BaselineOutput, BaselineTask, make_config
 from .elderly_speech import (
     ElderlySpeechBaseline,
     ElderlySpeechConfig,
@@ -63,10 +70,12 @@ from .elderly_speech import (
     build_yamnet_audio,
 )
 from .face_eeg import (
+    FACE_EEG_INPUT_FIXES,
     EEGEncoder,
     FaceEEGConfig,
     FaceEEGModel,
     build_face_eeg,
+    face_eeg_task_fields,
     fit_branch_weights,
     monte_carlo_fusion,
     read_seed_iv,
@@ -93,14 +102,20 @@ from .resnet_logmel import (
     pretrain_speakers,
     train_speaker_then_emotion,
 )
-from .unimse import UniMSEConfig, UniMSEModel, build_unimse
+from .unimse import UniMSEConfig, UniMSEModel, build_unimse, unimse_for_tokenizer, unimse_task_fields
+
+CONFIG_PACKAGE = "memobert.baselines"
+BASELINE_FILE = "baseline.json"
+WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)
 class BaselineSpec:
-    """One registered system: `name`, `config_class`, `builder(config, **overrides)`, `kind` ("neural" |
-    "classical"), the batch keys it needs beyond the processor's (`extra_keys`), whether it has a
-    `prepare(train_batches)` step (`needs_prepare`), and the paper."""
+    """One registered system and the interface a runner uses (see the module docstring): `name`, `config_class`,
+    `builder(config, **overrides)`, `kind` ("neural" | "classical"), the batch keys it may read beyond the
+    processor's (`extra_keys`) and how to do without them (`input_fixes`), whether it has a `prepare(train_batches)`
+    step (`needs_prepare`), what it takes from the task (`task_fields`) and from the tokenizer (`for_tokenizer`),
+    and the paper."""
 
     name: str
     config_class: type
@@ -109,6 +124,9 @@ class BaselineSpec:
     extra_keys: tuple[str, ...] = ()
     needs_prepare: bool = False
     paper: str = ""
+    input_fixes: Mapping[str, str] = field(default_factory=dict)
+    task_fields: Callable[[BaselineTask], dict[str, Any]] | None = None
+    for_tokenizer: Callable[[Any, Any], Any] | None = None
 
     def __call__(self, config: Any = None, **overrides: Any) -> Any:
         return self.builder(config, **overrides)
@@ -116,6 +134,21 @@ class BaselineSpec:
     def make_config(self, config: Any = None, **overrides: Any) -> Any:
         """The config dataclass from an instance, a mapping or None, with overrides (unknown keys raise)."""
         return make_config(self.config_class, config, **overrides)
+
+    def config_for_task(self, source: Any, task: BaselineTask) -> Any:
+        """The config from `source` (an instance, a mapping or None) with the task filled in: class count and what
+        the system takes from the task; the corpus' frame sizes and the tokenizer's vocabulary when the task has
+        them (a runner checking a config before reading the corpus gives neither)."""
+        overrides: dict[str, Any] = {"num_classes": task.num_classes}
+        overrides.update(self.task_fields(task) if self.task_fields else {})
+        if task.visual_dim is not None:
+            overrides.update(visual_dim=task.visual_dim, acoustic_dim=task.acoustic_dim)
+        if task.tokenizer is not None:
+            overrides["text_vocab_size"] = len(task.tokenizer)
+        config = self.make_config(source, **overrides)
+        if task.tokenizer is not None and self.for_tokenizer is not None:
+            config = self.for_tokenizer(config, task.tokenizer)
+        return config
 
     def batch_keys(self, config: Any) -> tuple[str, ...]:
         """The extra batch keys `config` makes the system read: its `batch_keys()` when the config has one (face_eeg's
@@ -143,11 +176,35 @@ def build_baseline(name: str, config: Any = None, **overrides: Any) -> Any:
     return BASELINES[name](config, **overrides)
 
 
-def load_baseline_config(path: str | os.PathLike, **overrides: Any) -> tuple[BaselineSpec, Any]:
-    """Reads a baseline YAML/JSON file (`baseline: <name>` and `config: {...}`, as in `baselines/configs/`) ->
-    (the spec, its config dataclass with `overrides` applied, e.g. the corpus sizes)."""
-    import json
+def shipped_configs() -> list[str]:
+    """Names of the config files shipped with the package (`memobert/baselines/configs/`), e.g. "mfn",
+    "offline/unimse_tiny"."""
+    root = resources.files(CONFIG_PACKAGE) / "configs"
+    names = []
+    for entry in root.iterdir():
+        if entry.is_dir():
+            names += [f"{entry.name}/{sub.name[:-5]}" for sub in entry.iterdir() if sub.name.endswith(".yaml")]
+        elif entry.name.endswith(".yaml"):
+            names.append(entry.name[:-5])
+    return sorted(names)
 
+
+def baseline_config_path(name_or_path: str | os.PathLike) -> Path | None:
+    """A config file: an existing path as given, else the shipped config of that name (`mfn`, `mfn.yaml`,
+    `offline/unimse_tiny`; also as `baselines/configs/<name>.yaml`, the path in a source checkout); None when
+    neither exists. Works from an installed wheel (the configs are package data)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    name = str(name_or_path).replace(os.sep, "/").removesuffix(".yaml")
+    for prefix in ("memobert/baselines/configs/", "baselines/configs/", "configs/"):
+        name = name.split(prefix, 1)[-1]
+    shipped = resources.files(CONFIG_PACKAGE) / "configs" / f"{name}.yaml"
+    return Path(str(shipped)) if shipped.is_file() else None
+
+
+def read_baseline_file(path: str | os.PathLike) -> tuple[BaselineSpec, Mapping[str, Any]]:
+    """A baseline YAML/JSON file (`baseline: <name>` and `config: {...}`) -> (the spec, the config mapping)."""
     import yaml
 
     path = os.fspath(path)
@@ -161,12 +218,40 @@ def load_baseline_config(path: str | os.PathLike, **overrides: Any) -> tuple[Bas
     name = data["baseline"]
     if name not in BASELINES:
         raise ValueError(f"{path}: unknown baseline {name!r}; registered: {sorted(BASELINES)}.")
-    spec = BASELINES[name]
+    return BASELINES[name], data.get("config") or {}
+
+
+def load_baseline_config(path: str | os.PathLike, **overrides: Any) -> tuple[BaselineSpec, Any]:
+    """Reads a baseline config file -> (the spec, its config dataclass with `overrides` applied)."""
+    spec, values = read_baseline_file(path)
     try:
-        config = spec.make_config(data.get("config") or {}, **overrides)
+        return spec, spec.make_config(values, **overrides)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: {error}") from error
-    return spec, config
+        raise ValueError(f"{os.fspath(path)}: {error}") from error
+
+
+def save_baseline(model: Any, spec: BaselineSpec, config: Any, folder: str | os.PathLike) -> Path:
+    """A neural baseline's weights (`model.safetensors`) and its config (`baseline.json`) in `folder`."""
+    from safetensors.torch import save_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(folder / WEIGHTS_FILE))
+    (folder / BASELINE_FILE).write_text(json.dumps({"baseline": spec.name, "config": config.to_dict()}, indent=2))
+    return folder
+
+
+def load_baseline(folder: str | os.PathLike) -> Any:
+    """The neural baseline saved by `save_baseline` in `folder`, in eval mode (weights read without pickle)."""
+    from safetensors.torch import load_model
+
+    folder = Path(folder)
+    if not (folder / BASELINE_FILE).is_file():
+        raise FileNotFoundError(f"{folder} holds no {BASELINE_FILE}: give a folder written by save_baseline.")
+    spec, values = read_baseline_file(folder / BASELINE_FILE)
+    model = spec(spec.make_config(values))
+    load_model(model, str(folder / WEIGHTS_FILE))
+    return model.eval()
 
 
 for _spec in (
@@ -176,16 +261,16 @@ for _spec in (
     BaselineSpec("m3er", M3ERConfig, build_m3er, needs_prepare=True,
                  paper="Mittal et al., M3ER, AAAI 2020"),
     BaselineSpec("face_eeg", FaceEEGConfig, build_face_eeg,
-                 extra_keys=("eeg_feats", "face_pixels", "face_soft_labels"),
-                 paper="face + EEG with Monte-Carlo decision fusion, BSPC 2021"),
+                 extra_keys=("eeg_feats", "face_pixels", "face_soft_labels"), input_fixes=FACE_EEG_INPUT_FIXES,
+                 task_fields=face_eeg_task_fields, paper="face + EEG with Monte-Carlo decision fusion, BSPC 2021"),
     BaselineSpec("resnet_logmel", ResNetLogMelConfig, build_resnet_logmel, needs_prepare=True,
                  paper="ResNet34 on log-mels with statistics pooling, SpecAugment and speaker-ID transfer"),
     BaselineSpec("yamnet_audio", ElderlySpeechConfig, build_yamnet_audio,
                  paper="Boateng & Kowatsch, ICMI 2020 (audio encoder alone)"),
     BaselineSpec("elderly_speech", ElderlySpeechConfig, build_elderly_speech, kind="classical",
                  extra_keys=("texts",), paper="Boateng & Kowatsch, elderly speech emotion, ICMI 2020"),
-    BaselineSpec("unimse", UniMSEConfig, build_unimse, extra_keys=("texts",),
-                 paper="Hu et al., UniMSE, EMNLP 2022"),
+    BaselineSpec("unimse", UniMSEConfig, build_unimse, extra_keys=("texts",), task_fields=unimse_task_fields,
+                 for_tokenizer=unimse_for_tokenizer, paper="Hu et al., UniMSE, EMNLP 2022"),
 ):
     register_baseline(_spec)
 
@@ -194,9 +279,15 @@ __all__ = [
     "BaselineSpec",
     "BaselineConfig",
     "BaselineOutput",
+    "BaselineTask",
     "register_baseline",
     "build_baseline",
+    "shipped_configs",
+    "baseline_config_path",
+    "read_baseline_file",
     "load_baseline_config",
+    "save_baseline",
+    "load_baseline",
     "make_config",
     # fusion
     "FusionConfig", "ModalityPooler", "ConcatFusion", "WeightedLateFusion", "EarlyFusionModel", "LateFusionModel",

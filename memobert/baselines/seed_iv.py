@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,15 +195,14 @@ def _write_outputs(output_dir: Path, args: SeedIVArguments, records: list[dict],
 
 def seed_iv_argument_parser(prog: str | None = None):
     """The parser of `baselines/seed_iv.py` (an argparse parser: one `--option` per `SeedIVArguments` field)."""
-    from transformers import HfArgumentParser
+    from ..command_line import DataclassParser
 
-    return HfArgumentParser(SeedIVArguments, prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    return DataclassParser(SeedIVArguments, prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """`baselines/seed_iv.py [--option value ...]`: parses, runs, prints the results table."""
-    (args,) = seed_iv_argument_parser("baselines/seed_iv.py").parse_args_into_dataclasses(
-        args=None if argv is None else list(argv))
+    args = seed_iv_argument_parser("baselines/seed_iv.py").parse_dataclass(sys.argv[1:] if argv is None else list(argv))
     try:
         result = run_seed_iv(args)
     except (ValueError, FileNotFoundError) as error:

@@ -28,6 +28,7 @@ Open points and the readings chosen (options in `UniMSEConfig`):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -321,6 +322,21 @@ class UniMSEModel(nn.Module):
                     contrastive = self.config.contrastive_weight * torch.stack(terms).sum()
                     loss = loss + contrastive
         return UniMSEOutput(loss=loss, logits=logits, lm_loss=lm_loss, contrastive_loss=contrastive)
+
+
+def unimse_task_fields(task) -> dict[str, Any]:
+    """UniMSE generates the label words of the task's classes."""
+    return {"label_words": tuple(task.label_words)}
+
+
+def unimse_for_tokenizer(config: UniMSEConfig, tokenizer) -> UniMSEConfig:
+    """A T5 built from a `t5_config` (no tokenizer of its own, no label ids) reads the texts with the runner's
+    tokenizer: its vocabulary size, padding id and end of sequence ([SEP]) go into the T5Config."""
+    if config.t5_config is None or config.tokenizer_name_or_path is not None or config.label_token_ids is not None:
+        return config
+    t5_config = {**config.t5_config, "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                 "decoder_start_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.sep_token_id}
+    return dataclasses.replace(config, t5_config=t5_config, tokenizer_name_or_path=tokenizer.name_or_path)
 
 
 def build_unimse(config: UniMSEConfig | dict | None = None, **overrides: Any) -> UniMSEModel:

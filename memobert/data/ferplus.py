@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..configuration_memobert import FERPLUS_CLASSES
+from .labels import FERPLUS_CLASSES
 
 FER2013_FILE = "fer2013.csv"
 FERPLUS_FILE = "fer2013new.csv"

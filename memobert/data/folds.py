@@ -1,4 +1,9 @@
-"""Speaker-independent cross-validation folds for IEMOCAP and MSP-IMPROV.
+"""Speaker-independent cross-validation folds, decided here and only here.
+
+`make_folds(spec, speakers, sessions)` turns a fold scheme and the `speaker` / `session` columns that the readers
+write (`memobert prepare`; any CSV manifest may give them too) into `Fold`s; the downstream runner calls nothing else.
+Schemes (`FOLD_SCHEMES`): `iemocap_loso_speaker`, `iemocap_loso_session`, `msp_improv` (these read the sessions),
+`speaker_kfold:K` (speakers only) and a `folds.json` file of explicit folds (`read_folds_file`).
 
 One piece of logic (`speaker_folds`) turns a plan - per fold, the test speakers and the validation speakers - into
 record indices; training = every other speaker. It checks that the three speaker sets are disjoint and non-empty.
@@ -18,10 +23,24 @@ those keys (e.g. rows of a Hugging Face dataset).
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 SPLITS = ("train", "validation", "test")
+# Scheme name -> what it is (the --folds help); a path ending in .json is a folds file.
+FOLD_SCHEMES = {
+    "iemocap_loso_speaker": "10 folds: test = one speaker, validation = the other speaker of its session",
+    "iemocap_loso_session": "5 folds: test = one session, validation = the next session",
+    "msp_improv": "12 folds: test = one speaker, validation = the other speaker of its session",
+    "speaker_kfold:K": "speakers in K groups balanced by utterances: test = group k, validation = group k+1",
+    "FILE.json": 'explicit folds: {"folds": [{"name": ..., "test": [speakers], "validation": [speakers]}, ...]}',
+}
 
 
 @dataclass(frozen=True)
@@ -67,17 +86,17 @@ def _field(record, name: str):
     return getattr(record, name)
 
 
-def speakers_by_session(records: Sequence) -> dict[int, list[str]]:
+def speakers_by_session(records: Sequence) -> dict[int | str, list[str]]:
     """{session: sorted speakers}, sessions sorted; a speaker seen in two sessions raises."""
-    session_of: dict[str, int] = {}
+    session_of: dict[str, int | str] = {}
     for i, record in enumerate(records):
-        speaker, session = str(_field(record, "speaker")), int(_field(record, "session"))
+        speaker, session = str(_field(record, "speaker")), _field(record, "session")
         if session_of.setdefault(speaker, session) != session:
             raise ValueError(
                 f"Record {i}: speaker {speaker!r} appears in sessions {session_of[speaker]} and {session}; "
                 "speaker ids must be unique across sessions (e.g. 'Ses01F', 'F01')."
             )
-    out: dict[int, list[str]] = {}
+    out: dict[int | str, list[str]] = {}
     for speaker, session in session_of.items():
         out.setdefault(session, []).append(speaker)
     return {session: sorted(out[session]) for session in sorted(out)}
@@ -168,3 +187,104 @@ def iemocap_leave_one_session_out(records: Sequence, validation: str = "next_ses
 def msp_improv_folds(records: Sequence) -> list[Fold]:
     """MSP-IMPROV 12-fold leave-one-speaker-out (validation = the other speaker of the held-out session)."""
     return leave_one_speaker_out(records)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Schemes: the one entry point of the downstream runner
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def parse_fold_scheme(spec: str) -> tuple[str, int | None]:
+    """'speaker_kfold:5' -> ('speaker_kfold', 5); 'x.json' -> ('file', None); the other schemes have no number.
+    Raises ValueError naming the choices."""
+    spec = str(spec)
+    if spec.endswith(".json"):
+        return "file", None
+    name, _, number = spec.partition(":")
+    if name == "speaker_kfold":
+        if not number.isdigit() or int(number) < 3:
+            raise ValueError(
+                f"folds {spec!r}: speaker_kfold needs K >= 3 (test, validation, training), e.g. speaker_kfold:5"
+            )
+        return name, int(number)
+    if name in FOLD_SCHEMES and not number:
+        return name, None
+    raise ValueError(f"folds {spec!r} is unknown (choose from {list(FOLD_SCHEMES)})")
+
+
+def speaker_kfold(speakers: Sequence[str], k: int) -> list[Fold]:
+    """
+    K speaker-disjoint folds: speakers dealt to K groups balanced by utterance count (largest first, a stable hash of
+    the name breaking ties, never the labels); fold k tests on group k and validates on group k+1 (cyclically).
+    """
+    counts = Counter(speakers)
+    if len(counts) < k:
+        raise ValueError(f"folds speaker_kfold:{k} needs at least {k} speakers; the corpus has {len(counts)}.")
+    order = sorted(counts, key=lambda s: (-counts[s], hashlib.blake2b(s.encode(), digest_size=8).hexdigest()))
+    groups: list[list[str]] = [[] for _ in range(k)]
+    totals = [0] * k
+    for speaker in order:
+        smallest = int(np.argmin(totals))
+        groups[smallest].append(speaker)
+        totals[smallest] += counts[speaker]
+    plan = [(f"fold{i + 1:02d}", groups[i], groups[(i + 1) % k]) for i in range(k)]
+    return speaker_folds([{"speaker": s} for s in speakers], plan)
+
+
+def read_folds_file(path: str | Path, speakers: Sequence[str]) -> list[Fold]:
+    """Folds from a JSON file `{"folds": [{"name": "fold01", "test": ["spk1"], "validation": ["spk2"]}, ...]}`
+    (training = every other speaker); errors name the file and the fold."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"folds file {path} does not exist.")
+    try:
+        folds = json.loads(path.read_text(encoding="utf-8"))["folds"]
+        plan = [(str(f["name"]), [str(s) for s in f["test"]], [str(s) for s in f["validation"]]) for f in folds]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"folds file {path} is not of the form {FOLD_SCHEMES['FILE.json']} ({error!r}).") from error
+    try:
+        return speaker_folds([{"speaker": s} for s in speakers], plan)
+    except ValueError as error:
+        raise ValueError(f"folds file {path}: {error}") from error
+
+
+def make_folds(spec: str, speakers: Sequence[str], sessions: Sequence[str] | None = None) -> list[Fold]:
+    """The folds of scheme `spec` (`FOLD_SCHEMES`) over rows with these speakers and (for the session schemes)
+    sessions, both as the corpus' columns hold them. Raises ValueError naming what is missing and the fix."""
+    name, k = parse_fold_scheme(spec)
+    missing_speakers = sum(not s for s in speakers)
+    if missing_speakers:
+        raise ValueError(
+            f"{missing_speakers} labelled rows have no speaker; speaker-independent folds need the 'speaker' column "
+            "filled for every labelled row."
+        )
+    if name == "file":
+        return read_folds_file(spec, speakers)
+    if name == "speaker_kfold":
+        return speaker_kfold(speakers, k)
+    if sessions is None or any(not str(s).strip() for s in sessions):
+        raise ValueError(
+            f"folds {spec} need the recording session of every labelled row (the corpus' 'session' column, written "
+            "by `memobert prepare iemocap|msp_improv`); this corpus has none. Rebuild it with memobert prepare, or "
+            "use folds speaker_kfold:K or a folds .json file."
+        )
+    sessions = [str(s).strip() for s in sessions]
+    numeric = all(s.isdigit() for s in sessions)  # then "2" sorts before "10"
+    records = [{"speaker": str(sp), "session": int(se) if numeric else se} for sp, se in zip(speakers, sessions)]
+    if name == "iemocap_loso_session":
+        return iemocap_leave_one_session_out(records)
+    return leave_one_speaker_out(records)
+
+
+def subsample_per_class(rows: Sequence[int], labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """`fraction` of the rows of each class (at least one per class present), drawn with the seed; sorted."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if fraction >= 1:
+        return rows
+    rng = np.random.default_rng(seed)
+    kept = []
+    for label in np.unique(labels[rows]):
+        members = rows[labels[rows] == label]
+        count = max(1, int(round(fraction * len(members))))
+        kept.append(rng.choice(members, size=count, replace=False))
+    return np.sort(np.concatenate(kept))

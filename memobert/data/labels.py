@@ -5,7 +5,10 @@
 - The raw label codes of the releases: IEMOCAP (`IEMOCAP_CODES`: neu hap exc ang sad fru sur fea dis oth xxx) and
   MSP-IMPROV consensus letters (`MSP_IMPROV_CODES`: N H S A, X = no agreement), each mapped to an emotion name.
 - `EmotionLabels`: a class list + label words + merges (e.g. excited -> happiness, the common IEMOCAP practice),
-  which turns an emotion name into a class name (or `None`: not a class, the record is dropped and counted).
+  which turns an emotion name into a class name (or `None`: not a class, the record is dropped and counted), and
+  any label string a corpus may hold into a class (`class_of_label`).
+- The face-expression classes of FER+ (`FERPLUS_CLASSES`, the order of its vote columns) and FER2013
+  (`FER2013_CLASSES`, the order of its `emotion` codes 0-6).
 
 This module imports nothing else of ours (and no third-party package), so `memobert.evaluation` may use it.
 """
@@ -16,7 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 EMOTION_CLASSES: tuple[str, ...] = ("anger", "happiness", "neutral", "sadness")
-DEFAULT_LABEL_WORDS: tuple[str, ...] = ("anger", "happy", "neutral", "sad")
+FERPLUS_CLASSES: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"
+)
+FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 # Emotion name of "no agreement between the annotators" (IEMOCAP `xxx`, MSP-IMPROV `X`): never a class.
 NO_AGREEMENT = "no_agreement"
@@ -58,6 +64,8 @@ MSP_IMPROV_CODES: dict[str, str] = {
 }
 
 EMOTIONS: tuple[str, ...] = tuple(LABEL_WORDS)  # every emotion name a class may use
+# The verbalizer of the 4 default classes (anger happy neutral sad: MEmoBertConfig.label_words' default too).
+DEFAULT_LABEL_WORDS: tuple[str, ...] = tuple(LABEL_WORDS[c] for c in EMOTION_CLASSES)
 
 DEFAULT_MERGES: dict[str, str] = {"excited": "happiness"}
 
@@ -138,6 +146,32 @@ class EmotionLabels:
         """The class an emotion name counts as, or `None` when it is not one of the classes."""
         emotion = self.merges.get(emotion, emotion)
         return emotion if emotion in self.classes else None
+
+    def class_of_label(self, label: str | None) -> str | None:
+        """
+        The class of a label string as corpora hold it: a class name ('happiness'), a label word ('happy', as in the
+        demo corpus), an IEMOCAP code ('exc'), an MSP-IMPROV letter ('H') or an emotion name merged into a class
+        ('excited'); None when it is none of the classes.
+        """
+        raw = (label or "").strip()
+        if not raw:
+            return None
+        for candidate in (raw, raw.lower()):
+            if candidate in self.classes:
+                return candidate
+            if candidate in self.label_words:
+                return self.classes[self.label_words.index(candidate)]
+        lower = raw.lower()
+        if raw in MSP_IMPROV_CODES and len(raw) == 1:
+            return self.class_of(MSP_IMPROV_CODES[raw])
+        if lower in IEMOCAP_CODES:
+            return self.class_of(IEMOCAP_CODES[lower])
+        if lower in EMOTIONS:
+            return self.class_of(lower)
+        by_word = {word: emotion for emotion, word in LABEL_WORDS.items()}
+        if lower in by_word:
+            return self.class_of(by_word[lower])
+        return None
 
     def index(self, class_name: str) -> int:
         """Class index (model output position) of a class name."""

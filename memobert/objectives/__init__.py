@@ -8,12 +8,17 @@ collator that builds one task's batch, and the schedule that picks the task of e
     batch = collator(rows, task)
     loss = task.loss(model(**batch))                          # == model(**batch).loss
 
-A new task is one file: subclass `PretrainingTask` (or `FrameSpanTask`), decorate it with `@register_task`, import it.
+A new task is one file: a head (`MEmoBertPreTrainingHead` subclass: its target names, its forward and loss) and a
+task (`PretrainingTask` or `FrameSpanTask` subclass: its modality, masker and `head_class`) decorated with
+`@register_task`. Import the file, put the task's name in `config.pretraining_tasks` (pretraining does it for the
+tasks it trains) and the model holds the head as `model.heads[name]`; nothing else changes.
 """
 
 from .base import (
     MODALITIES,
     TASKS,
+    FrameRegressionHead,
+    FrameRegressionTask,
     FrameSpanTask,
     PaddedBatch,
     PretrainingTask,
@@ -21,6 +26,7 @@ from .base import (
     compute_task_loss,
     get_task,
     get_task_class,
+    mean_or_zero,
     register_task,
 )
 from .masking import (
@@ -32,11 +38,11 @@ from .masking import (
     WholeWordMaskingOutput,
 )
 
-# The built-in tasks register themselves on import.
-from .span_mafr import SpanMaskedAcousticFrameRegressionTask
-from .span_mvfc_kl import SpanMaskedVisualFrameClassificationTask
-from .span_mvfr import SpanMaskedVisualFrameRegressionTask
-from .wwmlm import WholeWordMLMTask
+# The built-in tasks register themselves (and their heads) on import.
+from .span_mafr import AcousticFrameRegressionHead, SpanMaskedAcousticFrameRegressionTask
+from .span_mvfc_kl import FaceExpressionHead, SpanMaskedVisualFrameClassificationTask
+from .span_mvfr import SpanMaskedVisualFrameRegressionTask, VisualFrameRegressionHead
+from .wwmlm import WholeWordMLMHead, WholeWordMLMTask
 
 from .collator import PretrainingCollator  # noqa: E402  (after the tasks: it builds them by name)
 from .schedule import DEFAULT_TASK_RATIOS, TaskSchedule  # noqa: E402
@@ -48,7 +54,10 @@ __all__ = [
     "DEFAULT_TASK_RATIOS",
     "PretrainingTask",
     "FrameSpanTask",
+    "FrameRegressionHead",
+    "FrameRegressionTask",
     "PaddedBatch",
+    "mean_or_zero",
     "register_task",
     "get_task",
     "get_task_class",
@@ -60,9 +69,13 @@ __all__ = [
     "SpanMasking",
     "SpanMaskingOutput",
     "WholeWordMLMTask",
+    "WholeWordMLMHead",
     "SpanMaskedVisualFrameRegressionTask",
+    "VisualFrameRegressionHead",
     "SpanMaskedVisualFrameClassificationTask",
+    "FaceExpressionHead",
     "SpanMaskedAcousticFrameRegressionTask",
+    "AcousticFrameRegressionHead",
     "PretrainingCollator",
     "TaskSchedule",
 ]

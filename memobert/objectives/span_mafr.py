@@ -1,22 +1,24 @@
-"""SpanMAFR: regress the original features of span-masked acoustic frames (MSE), through the head tied to the projection."""
+"""SpanMAFR: regress the original features of span-masked acoustic frames (MSE), through the head tied to the
+acoustic input projection."""
 
 from __future__ import annotations
 
-import torch
+from .base import FrameRegressionHead, FrameRegressionTask, register_task
 
-from .base import FrameSpanTask, PaddedBatch, register_task, zero_outside
+
+class AcousticFrameRegressionHead(FrameRegressionHead):
+    """The acoustic frames' regression head (weight tied to the acoustic input projection)."""
+
+    modality = "acoustic"
+    target_names = ("acoustic_targets",)
 
 
 @register_task
-class SpanMaskedAcousticFrameRegressionTask(FrameSpanTask):
-    """Span masking of the acoustic frames (ratio 0.15, spans of 3); MSE to the unmasked features -> `acoustic_regression_loss`."""
+class SpanMaskedAcousticFrameRegressionTask(FrameRegressionTask):
+    """Span masking of the acoustic frames (ratio 0.15, spans of 3); MSE to the unmasked features ->
+    `losses["span_mafr"]`."""
 
     name = "span_mafr"
     modality = "acoustic"
-    head_name = "acoustic_regression"
-    loss_name = "acoustic_regression_loss"
-    target_names = ("acoustic_targets",)
+    head_class = AcousticFrameRegressionHead
     default_ratio = 0.15
-
-    def targets(self, padded: PaddedBatch, target_pos: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"acoustic_targets": zero_outside(padded.acoustic_feats, target_pos)}

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import torch
+from .base import FrameRegressionHead, FrameRegressionTask, register_task
 
-from .base import FrameSpanTask, PaddedBatch, register_task, zero_outside
+
+class VisualFrameRegressionHead(FrameRegressionHead):
+    """The face frames' regression head (weight tied to the visual input projection)."""
+
+    modality = "visual"
+    target_names = ("visual_targets",)
 
 
 @register_task
-class SpanMaskedVisualFrameRegressionTask(FrameSpanTask):
-    """Span masking of the face frames (ratio 0.2, spans of 3); MSE to the unmasked features -> `visual_regression_loss`."""
+class SpanMaskedVisualFrameRegressionTask(FrameRegressionTask):
+    """Span masking of the face frames (ratio 0.2, spans of 3); MSE to the unmasked features ->
+    `losses["span_mvfr"]`."""
 
     name = "span_mvfr"
     modality = "visual"
-    head_name = "visual_regression"
-    loss_name = "visual_regression_loss"
-    target_names = ("visual_targets",)
+    head_class = VisualFrameRegressionHead
     default_ratio = 0.2
-
-    def targets(self, padded: PaddedBatch, target_pos: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"visual_targets": zero_outside(padded.visual_feats, target_pos)}

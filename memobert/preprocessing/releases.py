@@ -17,13 +17,12 @@ knows (session, gender, raw label code, improvised/scenario, times, file paths, 
 Resume, sharding, the manifest and the handling of bad inputs (a missing wav or avi is a manifest row with its
 reason) are the pipeline's.
 
-By default every labelled utterance is kept (`downstream_config`: no minimum duration, silent utterances kept), so the
-corpus is the evaluation set the readers define.
+By default every labelled utterance is kept (`PipelineConfig.keep_every_utterance()`: no minimum duration, silent
+utterances kept), so the corpus is the evaluation set the readers define.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from .pipeline import (
     item_id_for,
     merge_manifests,
     run_pipeline,
+    write_csv_atomic,
     write_json_atomic,
 )
 from .transcripts import Utterance
@@ -48,7 +48,6 @@ __all__ = [
     "FACE_RULES",
     "RECORDS_CSV",
     "RELEASE_INFO",
-    "downstream_config",
     "iemocap_work_items",
     "msp_improv_work_items",
     "build_iemocap_corpus",
@@ -58,11 +57,6 @@ __all__ = [
 FACE_RULES = ("active_speaker", "side")
 RECORDS_CSV = "records.csv"
 RELEASE_INFO = "release.json"
-
-
-def downstream_config(**overrides) -> PipelineConfig:
-    """The pipeline settings for a labelled corpus: keep every utterance (min_duration 0, silent ones kept)."""
-    return PipelineConfig(**{"min_duration": 0.0, "drop_silent": False, **overrides})
 
 
 def _check_face(face: str, allowed: Sequence[str] = FACE_RULES) -> None:
@@ -82,7 +76,7 @@ def iemocap_work_items(corpus: IemocapCorpus, face: str = "active_speaker", mark
         if item is None:
             item = items[video] = WorkItem(item_id_for(video), video, [])
         utterance = Utterance(record.dialog, record.utterance_id, len(item.utterances), record.start, record.end,
-                              record.text, record.speaker, record.label)
+                              record.text, record.speaker, record.label, str(record.session))
         item.utterances.append(utterance)
         item.audio[record.utterance_id] = record.wav
         if face == "side":
@@ -110,7 +104,7 @@ def msp_improv_work_items(corpus: MspImprovCorpus, face: str = "active_speaker")
         wav = Path(record.wav)  # ROOT/Audio/sessionN/S01A/R/<utt>.wav -> ROOT/Video/sessionN/S01A/R/<utt>.avi
         video = record.video or str(wav.parents[4] / "Video" / wav.relative_to(wav.parents[3]).with_suffix(".avi"))
         utterance = Utterance(Path(video).name, record.utterance_id, 0, float(record.start), _msp_end(record),
-                              record.text, record.speaker, record.label)
+                              record.text, record.speaker, record.label, str(record.session))
         items.append(WorkItem(item_id_for(video), video, [utterance], audio={record.utterance_id: record.wav}))
     return sorted(items, key=lambda item: item.item_id)
 
@@ -118,14 +112,7 @@ def msp_improv_work_items(corpus: MspImprovCorpus, face: str = "active_speaker")
 def _write_records(out: Path, corpus, info: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = [record.to_dict() for record in corpus.records]
-    fields = list(rows[0]) if rows else ["utterance_id"]
-    target = out / RECORDS_CSV
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, target)
+    write_csv_atomic(out / RECORDS_CSV, list(rows[0]) if rows else ["utterance_id"], rows)
     write_json_atomic(out / RELEASE_INFO, {
         **info,
         "records": len(corpus.records),
@@ -143,7 +130,7 @@ def _build(items: list[WorkItem], corpus, info: dict, output_dir: str | os.PathL
         raise ValueError(f"{info['root']}: the release holds no utterance of the classes "
                          f"{list(corpus.labels.classes)}; check the folder and the classes.")
     out = Path(output_dir)
-    config = pipeline.config if pipeline is not None else (config or downstream_config())
+    config = pipeline.config if pipeline is not None else (config or PipelineConfig.keep_every_utterance())
     _write_records(out, corpus, info)
     summary = run_pipeline(items, out, config, shard_index=shard_index, num_shards=num_shards, progress=progress,
                            pipeline=pipeline)
@@ -169,7 +156,8 @@ def build_iemocap_corpus(
     """
     IEMOCAP release at `root` (`IEMOCAP_full_release` or its parent) -> a corpus folder `output_dir` (shards/,
     items/, manifest.csv, corpus.json, records.csv, release.json). `face`: "active_speaker" or "side" (see the module
-    docstring); `config` defaults to `downstream_config()`; `pipeline` reuses built stages (its config wins).
+    docstring); `config` defaults to `PipelineConfig.keep_every_utterance()`; `pipeline` reuses built stages (its
+    config wins).
     Returns the pipeline's summary plus `records`, `dropped` and the `manifest` path.
     """
     _check_face(face)

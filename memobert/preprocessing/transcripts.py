@@ -1,12 +1,19 @@
-"""Transcript readers: SRT, WebVTT, a subtitle stream embedded in the video, and CSV manifests -> `Utterance` lists.
+"""Transcript readers and writers: subtitle files (SubRip, WebVTT, ASS/SSA, MicroDVD), a subtitle stream embedded in
+the video, and CSV manifests <-> `Utterance` lists.
 
-Every reader returns a `Transcript`: the utterances (a list, in file order) plus the items it skipped and why.
-Problems of a single cue (bad timing line, end before start, empty text, too short) skip that cue with a reason naming
-the file and line; `strict=True` raises a `TranscriptError` for them instead. Problems of the whole file (missing,
-binary, not WebVTT, missing CSV columns, no text subtitle stream) always raise a `TranscriptError`.
+Subtitles are parsed and written by pysubs2; we decode the bytes ourselves (`read_text_file`: the given encoding, else
+a BOM, UTF-8, cp1252, latin-1; NUL bytes mean a binary file) so `Transcript.encoding` tells which one was used. A
+small line scan maps pysubs2's events back to their lines (`_scan_blocks`, `_scan_microdvd`, `_scan_ass`) and finds
+what pysubs2 would drop or glue onto the cue before. Speakers come from WebVTT `<v Name>` voices, the ASS Name (actor)
+field (also in embedded ASS streams) or a manifest's speaker column. MicroDVD counts frames: its frame rate is the
+`fps` argument, else the file's own `{1}{1}<fps>` line, else the frame rate of the video it belongs to.
 
-Text files are decoded as UTF-8 (with or without BOM), UTF-16/32 with a BOM, else cp1252, else latin-1 (which never
-fails); `Transcript.encoding` tells which one was used.
+Every reader returns a `Transcript`: the utterances (a list, in file order) plus the items it skipped and why. A bad cue
+is skipped with a reason naming the file and line and the fix: a block without a timing line, text before the timing
+line, a malformed WebVTT timing line, a cue glued to the WEBVTT header, a malformed ASS Dialogue or MicroDVD line, a
+cue that ends before it starts, starts at a negative time, has no text, or is shorter than `min_duration`.
+`strict=True` raises a `TranscriptError` for them instead (except for short cues). Problems of the whole file
+(missing, binary, not WebVTT or MicroDVD, no frame rate, missing CSV columns, no text subtitle stream) always raise.
 
 Utterance IDs are safe as file names: `<video stem>_<index:04d>` (index = position of the cue in its transcript, so
 IDs do not change when the duration filter changes), or a manifest's own `utterance_id` made safe by `safe_id`.
@@ -24,6 +31,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
+
+import pysubs2
+from pysubs2.formats.microdvd import MICRODVD_LINE
+from pysubs2.formats.subrip import SubripFormat
+from pysubs2.formats.substation import SubstationFormat
+from pysubs2.formats.webvtt import WebVTTFormat
+
+from .decode import VIDEO_EXTENSIONS, MediaError, is_video_file, probe
 
 __all__ = [
     "Utterance",
@@ -44,17 +59,20 @@ __all__ = [
     "filter_min_duration",
     "write_srt",
     "write_vtt",
+    "write_ass",
+    "write_subtitles",
     "write_csv_manifest",
     "with_source",
     "MANIFEST_COLUMNS",
+    "SUBTITLE_FORMATS",
     "DEFAULT_MIN_DURATION",
 ]
 
 DEFAULT_MIN_DURATION = 1.0
-MANIFEST_COLUMNS = ("video", "start", "end", "text", "speaker", "label")
+MANIFEST_COLUMNS = ("video", "start", "end", "text", "speaker", "label", "session")
 _REQUIRED_COLUMNS = ("video", "start", "end", "text")
-_SIDECAR_EXTENSIONS = (".srt", ".vtt")
-_VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+# Subtitle file endings -> pysubs2 format, in the order `find_sidecar_transcript` prefers them.
+SUBTITLE_FORMATS = {".srt": "srt", ".vtt": "vtt", ".ass": "ass", ".ssa": "ssa", ".sub": "microdvd"}
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
 
 
@@ -81,6 +99,7 @@ class Utterance:
     text: str
     speaker: str = ""
     label: str = ""
+    session: str = ""  # recording session (a manifest's session column), "" when unknown
 
     @property
     def duration(self) -> float:
@@ -102,7 +121,7 @@ class Transcript:
     """The utterances read from one transcript (iterable and indexable like a list) and the items skipped."""
 
     path: str
-    format: str  # "srt", "vtt", "embedded", "csv"
+    format: str  # "srt", "vtt", "ass", "ssa", "microdvd", "embedded", "csv"
     utterances: list[Utterance] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     encoding: str | None = None
@@ -154,16 +173,7 @@ def make_utterance_id(source: str | PathLike, index: int, *, disambiguate: bool 
     return f"{safe_id(stem)}_{index:04d}"
 
 
-_TS = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?"
-_TS_RE = re.compile(rf"^\s*{_TS}\s*$")
-_TIMING_RE = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?\s*$")
-
-
-def _ts_to_seconds(h: str | None, m: str, s: str, frac: str | None) -> float:
-    seconds = int(h or 0) * 3600 + int(m) * 60 + int(s)
-    if frac:
-        seconds += int(frac) / 10 ** len(frac)
-    return float(seconds)
+_TS_RE = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?\s*$")
 
 
 def parse_timestamp(value: str | float | int) -> float:
@@ -178,7 +188,8 @@ def parse_timestamp(value: str | float | int) -> float:
     m = _TS_RE.match(text)
     if not m:
         raise ValueError(f"not a timestamp: {value!r} (use seconds like 12.5 or HH:MM:SS.mmm)")
-    return _ts_to_seconds(*m.groups())
+    h, mins, s, frac = m.groups()
+    return int(h or 0) * 3600 + int(mins) * 60 + int(s) + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
 # -- reading text ----------------------------------------------------------------------------------------------------
@@ -238,13 +249,13 @@ def _blocks(lines: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _ASS_OVERRIDE_RE = re.compile(r"\{\\[^}]*\}")
+_VOICE_RE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>")
 
 
-def _clean_text(lines: Iterable[str]) -> str:
-    text = " ".join(line.strip() for line in lines)
-    text = _ASS_OVERRIDE_RE.sub("", text)
-    text = _TAG_RE.sub("", text)
-    text = html.unescape(text).replace("\\N", " ").replace("\\n", " ")
+def _clean_text(text: str) -> str:
+    """Plain one-line text: no ASS override tags, HTML/WebVTT tags, entities or line breaks."""
+    text = _TAG_RE.sub("", _ASS_OVERRIDE_RE.sub("", text))
+    text = html.unescape(text).replace("\\N", " ").replace("\\n", " ").replace("\\h", " ")
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -257,6 +268,7 @@ class _Collector:
         self.strict = strict
         self.utterances: list[Utterance] = []
         self.skipped: list[SkippedItem] = []
+        self.lines: dict[str, int | None] = {}  # utterance id -> its line in the transcript
         self.index = 0
 
     def problem(self, line: int | None, reason: str, item: str | None = None) -> None:
@@ -264,22 +276,20 @@ class _Collector:
             raise TranscriptError(self.path, reason, line)
         self.skipped.append(SkippedItem(self.path, item or (f"line {line}" if line is not None else "-"), reason, line))
 
-    def add(
-        self, line: int | None, start: float, end: float, text: str, speaker: str = "", label: str = "", uid=None
-    ) -> None:
+    def add(self, line: int | None, start: float, end: float, text: str, uid: str | None = None, **fields) -> None:
+        """A cue at the next index (`fields`: speaker, label, session), or a problem naming what is wrong with it."""
         index = self.index
         self.index += 1
         uid = uid or make_utterance_id(self.source, index)
+        self.lines[uid] = line
         if not (end > start):
             self.problem(line, f"cue ends ({end:.3f} s) before it starts ({start:.3f} s); fix its timing", uid)
-            return
-        if start < 0:
-            self.problem(line, f"cue starts at a negative time ({start:.3f} s)", uid)
-            return
-        if not text:
-            self.problem(line, "cue has no text", uid)
-            return
-        self.utterances.append(Utterance(self.source, uid, index, start, end, text, speaker, label))
+        elif start < 0:
+            self.problem(line, f"cue starts at a negative time ({start:.3f} s); shift it to 0 or later", uid)
+        elif not text:
+            self.problem(line, "cue has no text; give it text or delete it", uid)
+        else:
+            self.utterances.append(Utterance(self.source, uid, index, start, end, text, **fields))
 
 
 def _finish(collector: _Collector, fmt: str, encoding: str | None, min_duration: float | None, path: str) -> Transcript:
@@ -287,20 +297,206 @@ def _finish(collector: _Collector, fmt: str, encoding: str | None, min_duration:
     if min_duration:
         kept, short = filter_min_duration(transcript.utterances, min_duration)
         transcript.utterances = kept
-        transcript.skipped.extend(short)
+        # Short cues name their transcript line; a manifest's keep their video (the pipeline files them under it).
+        transcript.skipped.extend(
+            replace(s, source=s.source if fmt == "csv" else path, line=collector.lines.get(s.item)) for s in short
+        )
     return transcript
 
 
 def _default_source(path: Path) -> str:
     """The video beside a sidecar transcript: same stem with a video extension if one exists, else the stem path."""
-    for ext in sorted(_VIDEO_EXTENSIONS):
+    for ext in sorted(VIDEO_EXTENSIONS):
         candidate = path.with_suffix(ext)
         if candidate.is_file():
             return str(candidate)
     return str(path.with_suffix(""))
 
 
-# -- SRT -------------------------------------------------------------------------------------------------------------
+# -- subtitle files (pysubs2) ----------------------------------------------------------------------------------------
+#
+# pysubs2 reads SRT/WebVTT by starting a cue at every line holding two timestamps and gluing every other line to the
+# cue before, and MicroDVD by skipping the lines it does not match. The scans below test lines exactly as pysubs2
+# does, so its events (which come out in file order) are the scan's cues in order; they report the blocks pysubs2
+# would drop or glue on, and blank them out of the text pysubs2 gets. ASS/SSA is parsed one Dialogue line at a time,
+# as pysubs2 rejects a whole file for one bad time.
+
+_Item = tuple[int, str | pysubs2.SSAEvent | None]  # (line, a problem there | its cue | None: pysubs2 will parse it)
+_ASS_FIELDS = "Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text"
+
+
+def _scan_blocks(lines: list[str], fmt: str) -> tuple[list[_Item], list[str]]:
+    """The cues and bad blocks of an SRT or WebVTT text, and the text with only the cues left for pysubs2."""
+    stamps = (SubripFormat if fmt == "srt" else WebVTTFormat).TIMESTAMP
+    items: list[_Item] = []
+    kept = [""] * len(lines)
+    for n, block in enumerate(_blocks(lines)):
+        rows = [i for i, (_, line) in enumerate(block) if len(stamps.findall(line)) == 2]
+        first, problem = (_srt_block if fmt == "srt" else _vtt_block)(n, block, rows)
+        if problem:
+            items.append(problem)
+        for i in range(len(block) if first is None else first, len(block)):
+            number, line = block[i]
+            kept[number - 1] = line
+            if i in rows:
+                items.append((number, None))
+    return items, kept
+
+
+_Verdict = tuple[int | None, tuple[int, str] | None]  # (row the cues start at, None: none) and (line, problem)
+
+
+def _srt_block(n: int, block: list[tuple[int, str]], rows: list[int]) -> _Verdict:
+    """Where the cues of an SRT block start and what is wrong with it."""
+    number, head = block[0][0], block[0][1].strip()
+    if not rows:
+        return None, (number, f"expected a timing line 'HH:MM:SS,mmm --> HH:MM:SS,mmm' in this block, found {head!r}; "
+                              "fix the timing line, or remove the blank line that cut this text from its cue")
+    if rows[0] > 1 or (rows[0] == 1 and not head.isdigit()):
+        return rows[0], (number, f"unexpected text before the timing line: {head!r} (block skipped up to it); "
+                                 "remove it")
+    return rows[0], None
+
+
+def _vtt_block(n: int, block: list[tuple[int, str]], rows: list[int]) -> _Verdict:
+    """Where the cue of WebVTT block `n` starts (after its optional id) and what is wrong with it."""
+    number, head = block[0][0], block[0][1].strip()
+    if n == 0:  # the header (`_read_subtitles` checked that it starts with WEBVTT)
+        if any("-->" in line for _, line in block[1:]):
+            return None, (number, "a cue must be separated from the WEBVTT header by a blank line; add one")
+        return None, None
+    if head.startswith(("NOTE", "STYLE", "REGION")) and "-->" not in head:
+        return None, None
+    arrows = [i for i, (_, line) in enumerate(block) if "-->" in line]
+    if not arrows or arrows[0] > 1:
+        return None, (number, f"expected '[id] MM:SS.mmm --> MM:SS.mmm' here, found {head!r}; add the timing line")
+    number, line = block[arrows[0]]
+    if arrows[0] not in rows or any(len(stamp[3]) != 3 for stamp in WebVTTFormat.TIMESTAMP.findall(line)):
+        return None, (number, f"malformed timing line {line.strip()!r}; write it as 'HH:MM:SS.mmm --> HH:MM:SS.mmm' "
+                              "(hours optional, two-digit minutes and seconds, three-digit milliseconds)")
+    return arrows[0], None
+
+
+def _scan_microdvd(lines: list[str]) -> tuple[list[_Item], list[str], float | None]:
+    """The cues and bad lines of a MicroDVD text, the text with only the cues, and the frame rate its first cue line
+    declares (`{1}{1}23.976`, as pysubs2 and VLC read it), if any."""
+    items: list[_Item] = []
+    kept = [""] * len(lines)
+    declared = None
+    for number, line in enumerate(lines, start=1):
+        m = MICRODVD_LINE.match(line)
+        if m is None:
+            if line.strip():
+                items.append((number, f"expected a MicroDVD line '{{start frame}}{{end frame}}text', found "
+                                      f"{line.strip()!r}; fix or delete it"))
+            continue
+        if declared is None and int(m[1]) == int(m[2]) == 1 and not any(kept):
+            try:
+                declared = float(m[3])
+                continue
+            except ValueError:
+                pass
+        kept[number - 1] = line
+        items.append((number, None))
+    return items, kept, declared
+
+
+def _ass_event(line: str, fmt: str = "ass") -> pysubs2.SSAEvent:
+    """One `Dialogue:` line parsed by pysubs2's ASS/SSA event parser; ValueError says what is wrong with it."""
+    fields = line.partition(":")[2].count(",") + 1
+    if fields < 10:
+        raise ValueError(f"it has {fields} of the 10 comma-separated fields")
+    (event,) = pysubs2.SSAFile.from_string(line, format_=fmt).events
+    return event
+
+
+def _scan_ass(lines: list[str], fmt: str) -> list[_Item]:
+    """The Dialogue lines of an ASS/SSA text as pysubs2 events, or the problem of each bad one (Comment lines and
+    drawings are no cues)."""
+    items: list[_Item] = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line.startswith("Dialogue:"):
+            continue
+        try:
+            event = _ass_event(line, fmt)
+        except ValueError as e:
+            items.append((number, f"malformed Dialogue line: {e}; write it as 'Dialogue: {_ASS_FIELDS}' with times "
+                                  "H:MM:SS.cc"))
+            continue
+        if not event.is_drawing:
+            items.append((number, event))
+    return items
+
+
+def _video_fps(video: str) -> float | None:
+    """The frame rate of `video` from its header (PyAV), None when it is no readable video."""
+    if not (is_video_file(video) and Path(video).is_file()):
+        return None
+    try:
+        return probe(video).fps
+    except MediaError:
+        return None
+
+
+def _frame_rate(path: Path, fps: float | None, video: str) -> float:
+    """MicroDVD's frame rate: `fps` (given or declared by the file), else the frame rate of `video`."""
+    fps = fps or _video_fps(video)
+    if not fps or fps <= 0:
+        raise TranscriptError(path, "is MicroDVD, which counts frames, and its frame rate is unknown: pass fps= (e.g. "
+                                    "23.976), start it with a line '{1}{1}23.976', or put its video beside it")
+    return fps
+
+
+def _read_subtitles(
+    path: str | PathLike,
+    fmt: str,
+    source: str | PathLike | None,
+    *,
+    min_duration: float | None,
+    strict: bool,
+    encoding: str | None,
+    fps: float | None = None,
+) -> Transcript:
+    """Read a subtitle file of format `fmt` ("srt", "vtt", "ass", "ssa", "microdvd") through pysubs2."""
+    p = Path(path)
+    text, used = read_text_file(p, encoding)
+    lines = _lines(text)
+    collector = _Collector(str(p), str(source) if source is not None else _default_source(p), strict)
+    options: dict[str, object] = {}
+    if fmt == "vtt":
+        first = next((line for line in lines if line.strip()), "")
+        if not first.lstrip("\ufeff").startswith("WEBVTT"):
+            raise TranscriptError(p, "is not WebVTT: the first line must start with 'WEBVTT'", 1)
+        options["keep_unknown_html_tags"] = True  # keeps the <v Speaker> voices
+    if fmt in ("ass", "ssa"):
+        fmt = SubstationFormat.guess_format(text) or fmt
+        items = _scan_ass(lines, fmt)
+    else:
+        if fmt == "microdvd":
+            items, kept, declared = _scan_microdvd(lines)
+            if declared is None and not any(kept):
+                raise TranscriptError(p, "is not MicroDVD: no line like '{0}{25}text'; convert it to .srt (a "
+                                         "SubViewer or VobSub .sub is another format)")
+            options["fps"] = _frame_rate(p, fps or declared, collector.source)
+        else:
+            items, kept = _scan_blocks(lines, fmt)
+        events = pysubs2.SSAFile.from_string("\n".join(kept), format_=fmt, **options).events
+        if len(events) != sum(what is None for _, what in items):  # pragma: no cover - the scans mirror pysubs2
+            raise AssertionError(f"{p}: pysubs2 and the line scan disagree on the number of cues")
+        found = iter(events)
+        items = [(line, next(found) if what is None else what) for line, what in items]
+    for line, what in items:
+        if isinstance(what, str):
+            collector.problem(line, what)
+            continue
+        voice = _VOICE_RE.search(what.text) if fmt == "vtt" else None
+        text = _clean_text(what.text if fmt in ("srt", "vtt") else what.plaintext)
+        speaker = voice.group(1).strip() if voice else what.name.strip()
+        collector.add(line, what.start / 1000, what.end / 1000, text, speaker=speaker)
+    if not collector.utterances and not collector.skipped:
+        raise TranscriptError(p, "has no subtitle cues (empty file?); provide a transcript with timed cues")
+    return _finish(collector, fmt, used, min_duration, str(p))
 
 
 def read_srt(
@@ -312,46 +508,7 @@ def read_srt(
     encoding: str | None = None,
 ) -> Transcript:
     """Read a SubRip file. `source`: the media file it belongs to (default: the video with the same stem)."""
-    p = Path(path)
-    text, used = read_text_file(p, encoding)
-    collector = _Collector(str(p), str(source) if source is not None else _default_source(p), strict)
-    for block in _blocks(_lines(text)):
-        _srt_block(block, collector)
-    if not collector.utterances and not collector.skipped:
-        raise TranscriptError(p, "has no subtitle cues (empty file?); provide a transcript with timed cues")
-    return _finish(collector, "srt", used, min_duration, str(p))
-
-
-def _srt_block(block: list[tuple[int, str]], collector: _Collector) -> None:
-    # A block is [index] timing text...; a missing blank line between two cues shows up as a timing line (possibly
-    # preceded by an index line) inside the text, so split the block there.
-    timing_rows = [i for i, (_, line) in enumerate(block) if _TIMING_RE.match(line)]
-    if not timing_rows:
-        number, line = block[0]
-        collector.problem(
-            number, f"expected a timing line 'HH:MM:SS,mmm --> HH:MM:SS,mmm' in this block, found {line.strip()!r}"
-        )
-        return
-    first = timing_rows[0]
-    if first > 1 or (first == 1 and not block[0][1].strip().isdigit()):
-        number, line = block[0]
-        collector.problem(number, f"unexpected text before the timing line: {line.strip()!r} (block skipped up to it)")
-    for k, row in enumerate(timing_rows):
-        stop = timing_rows[k + 1] if k + 1 < len(timing_rows) else len(block)
-        if k + 1 < len(timing_rows) and block[stop - 1][1].strip().isdigit():
-            stop -= 1  # the index line of the next cue
-        number, line = block[row]
-        m = _TIMING_RE.match(line)
-        groups = m.groups()
-        start = _ts_to_seconds(*groups[:4])
-        end = _ts_to_seconds(*groups[4:8])
-        text = _clean_text(line for _, line in block[row + 1 : stop])
-        collector.add(number, start, end, text)
-
-
-# -- WebVTT ----------------------------------------------------------------------------------------------------------
-
-_VOICE_RE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>")
+    return _read_subtitles(path, "srt", source, min_duration=min_duration, strict=strict, encoding=encoding)
 
 
 def read_vtt(
@@ -363,61 +520,31 @@ def read_vtt(
     encoding: str | None = None,
 ) -> Transcript:
     """Read a WebVTT file; a `<v Name>` voice tag gives the speaker. NOTE/STYLE/REGION blocks are ignored."""
-    p = Path(path)
-    text, used = read_text_file(p, encoding)
-    lines = _lines(text)
-    first = next((line for line in lines if line.strip()), "")
-    if not first.lstrip("\ufeff").startswith("WEBVTT"):
-        raise TranscriptError(p, "is not WebVTT: the first line must start with 'WEBVTT'", 1)
-    collector = _Collector(str(p), str(source) if source is not None else _default_source(p), strict)
-    for n, block in enumerate(_blocks(lines)):
-        head = block[0][1].strip()
-        if n == 0 and head.lstrip("\ufeff").startswith("WEBVTT"):
-            if any("-->" in line for _, line in block[1:]):
-                collector.problem(block[0][0], "a cue must be separated from the WEBVTT header by a blank line")
-            continue
-        if head.startswith(("NOTE", "STYLE", "REGION")) and "-->" not in head:
-            continue
-        rows = [i for i, (_, line) in enumerate(block) if "-->" in line]
-        if not rows or rows[0] > 1:
-            collector.problem(block[0][0], f"expected '[id] MM:SS.mmm --> MM:SS.mmm' here, found {head!r}")
-            continue
-        number, line = block[rows[0]]
-        m = _TIMING_RE.match(line)
-        if not m:
-            collector.problem(number, f"malformed timing line {line.strip()!r}")
-            continue
-        groups = m.groups()
-        payload = [line for _, line in block[rows[0] + 1 :]]
-        voice = _VOICE_RE.search(" ".join(payload))
-        collector.add(
-            number,
-            _ts_to_seconds(*groups[:4]),
-            _ts_to_seconds(*groups[4:8]),
-            _clean_text(payload),
-            speaker=voice.group(1).strip() if voice else "",
-        )
-    if not collector.utterances and not collector.skipped:
-        raise TranscriptError(p, "has no cues; provide a transcript with timed cues")
-    return _finish(collector, "vtt", used, min_duration, str(p))
+    return _read_subtitles(path, "vtt", source, min_duration=min_duration, strict=strict, encoding=encoding)
 
 
 # -- embedded subtitle streams ---------------------------------------------------------------------------------------
 
 
-def _subtitle_text(sub) -> str | None:
-    """Text of one decoded subtitle (PyAV AssSubtitle / TextSubtitle); None for bitmaps."""
-    kind = getattr(sub, "type", None)
-    if kind in (b"bitmap", "bitmap"):
+def _embedded_event(sub) -> pysubs2.SSAEvent | None:
+    """One decoded subtitle (PyAV) as a pysubs2 event, its ASS fields (Name, Text) parsed by pysubs2; None for
+    bitmaps. FFmpeg hands text subtitles of any codec over as ASS `ReadOrder,Layer,Style,Name,...,Text`."""
+    if getattr(sub, "type", None) in (b"bitmap", "bitmap"):
         return None
-    raw = getattr(sub, "dialogue", None)
-    if raw is None:
-        raw = getattr(sub, "text", None)
-    if raw is None:
-        return None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    return _clean_text(raw.split("\n"))
+
+    def string(name: str) -> str:
+        raw = getattr(sub, name, None) or b""
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    ass = string("ass")
+    try:
+        if not ass.startswith("Dialogue:"):
+            _, layer, rest = ass.split(",", 2)
+            ass = f"Dialogue: {layer},0:00:00.00,0:00:00.00,{rest}"  # times come from the packet
+        return _ass_event(ass)
+    except ValueError:
+        text = string("text") or string("dialogue")
+        return pysubs2.SSAEvent(text=text.replace("\n", r"\N")) if text else None
 
 
 def read_embedded_subtitles(
@@ -427,7 +554,8 @@ def read_embedded_subtitles(
     min_duration: float | None = DEFAULT_MIN_DURATION,
     strict: bool = False,
 ) -> Transcript:
-    """Cues of a text subtitle stream inside `video` (mov_text, SubRip, ASS, WebVTT...).
+    """Cues of a text subtitle stream inside `video` (mov_text, SubRip, ASS, WebVTT...); the ASS Name field gives the
+    speaker.
 
     By default the longest text stream (most characters) is used, as in the original; `stream_index` (the container's
     stream index, as ffprobe prints it) picks one. Bitmap streams (PGS, DVD) cannot be read and are ignored.
@@ -450,10 +578,10 @@ def read_embedded_subtitles(
         if not streams:
             raise TranscriptError(
                 p,
-                "has no embedded subtitle stream; put an .srt or .vtt with the same name beside it or use a CSV "
-                "manifest",
+                "has no embedded subtitle stream; put an .srt, .vtt or .ass with the same name beside it or use a "
+                "CSV manifest",
             )
-        cues: dict[int, list[tuple[float, float | None, str]]] = {s.index: [] for s in streams}
+        cues: dict[int, list[tuple[float, float | None, str, str]]] = {s.index: [] for s in streams}
         try:
             for packet in container.demux(*streams):
                 if packet.size == 0 or packet.pts is None:
@@ -465,27 +593,29 @@ def read_embedded_subtitles(
                 for obj in decoded if isinstance(decoded, (list, tuple)) else [decoded]:
                     rects = getattr(obj, "rects", None)
                     items.extend(rects if rects is not None else [obj])
-                texts = [t for t in (_subtitle_text(it) for it in items) if t is not None]
-                if texts and any(texts):
-                    cues[packet.stream_index].append((start, end, " ".join(t for t in texts if t)))
+                events = [e for e in map(_embedded_event, items) if e is not None]
+                texts = [t for t in (_clean_text(e.plaintext) for e in events) if t]
+                if texts:
+                    speaker = next((e.name.strip() for e in events if e.name.strip()), "")
+                    cues[packet.stream_index].append((start, end, " ".join(texts), speaker))
         except av.error.FFmpegError as e:
             raise TranscriptError(
                 p, f"subtitle stream could not be decoded ({e}); extract it to .srt with a tool"
             ) from e
     finally:
         container.close()
-    best = max(sorted(cues), key=lambda i: sum(len(text) for _, _, text in cues[i]))
+    best = max(sorted(cues), key=lambda i: sum(len(cue[2]) for cue in cues[i]))
     if not cues[best]:
         raise TranscriptError(
             p, "its subtitle streams hold no text cues (bitmap subtitles?); provide an .srt/.vtt or a CSV manifest"
         )
     collector = _Collector(f"{p}#stream{best}", str(p), strict)
-    for start, end, text in cues[best]:
+    for start, end, text, speaker in cues[best]:
         if end is None:
             collector.index += 1
             collector.problem(None, f"cue at {start:.3f} s has no duration", make_utterance_id(p, collector.index - 1))
             continue
-        collector.add(None, start, end, text)
+        collector.add(None, start, end, text, speaker=speaker)
     return _finish(collector, "embedded", None, min_duration, f"{p}#stream{best}")
 
 
@@ -500,8 +630,8 @@ def read_csv_manifest(
     strict: bool = False,
     encoding: str | None = None,
 ) -> Transcript:
-    """Read a CSV of rows `video,start,end,text[,speaker,label,utterance_id]` (header required, any column order,
-    extra columns ignored). Relative video paths are taken from `base_dir` (default: the manifest's folder).
+    """Read a CSV of rows `video,start,end,text[,speaker,label,session,utterance_id]` (header required, any column
+    order, extra columns ignored). Relative video paths are taken from `base_dir` (default: the manifest's folder).
     Times are seconds or HH:MM:SS.mmm. Indices count rows per video."""
     p = Path(path)
     text, used = read_text_file(p, encoding)
@@ -565,15 +695,8 @@ def read_csv_manifest(
             continue
         seen_ids.add(uid)
         n_before = len(c.utterances)
-        c.add(
-            line,
-            start,
-            end,
-            _clean_text([row[col["text"]]]),
-            speaker=row[col["speaker"]].strip() if "speaker" in col else "",
-            label=row[col["label"]].strip() if "label" in col else "",
-            uid=uid,
-        )
+        optional = {name: row[col[name]].strip() for name in ("speaker", "label", "session") if name in col}
+        c.add(line, start, end, _clean_text(row[col["text"]]), uid=uid, **optional)
         if len(c.utterances) > n_before:
             utterances.append(c.utterances[-1])
     for c in [bad, *collectors.values()]:
@@ -583,6 +706,7 @@ def read_csv_manifest(
         raise TranscriptError(p, "has a header but no rows")
     collector = _Collector(str(p), str(p), strict)
     collector.utterances, collector.skipped = utterances, skipped
+    collector.lines = {uid: line for c in collectors.values() for uid, line in c.lines.items()}
     return _finish(collector, "csv", used, min_duration, str(p))
 
 
@@ -602,27 +726,31 @@ def read_transcript(
     min_duration: float | None = DEFAULT_MIN_DURATION,
     strict: bool = False,
     encoding: str | None = None,
+    fps: float | None = None,
 ) -> Transcript:
-    """Read any supported transcript; `format` ("srt", "vtt", "csv", "embedded") defaults to the file extension
-    (a video extension means its embedded subtitles)."""
+    """Read any supported transcript; `format` ("srt", "vtt", "ass", "ssa", "sub"/"microdvd", "csv", "embedded")
+    defaults to the file extension (a video extension means its embedded subtitles). `fps`: MicroDVD's frame rate."""
     p = Path(path)
     fmt = (format or p.suffix.lstrip(".")).lower()
-    if fmt in ("srt", "vtt"):
-        reader = read_srt if fmt == "srt" else read_vtt
-        return reader(p, source, min_duration=min_duration, strict=strict, encoding=encoding)
+    fmt = SUBTITLE_FORMATS.get(f".{fmt}", fmt)
+    if fmt in SUBTITLE_FORMATS.values():
+        return _read_subtitles(p, fmt, source, min_duration=min_duration, strict=strict, encoding=encoding, fps=fps)
     if fmt == "csv":
         return read_csv_manifest(p, min_duration=min_duration, strict=strict, encoding=encoding)
-    if fmt == "embedded" or f".{fmt}" in _VIDEO_EXTENSIONS:
+    if fmt == "embedded" or is_video_file(f"x.{fmt}"):
         return read_embedded_subtitles(p, min_duration=min_duration, strict=strict)
-    raise TranscriptError(p, f"unknown transcript format {fmt!r}; use .srt, .vtt, .csv or a video with subtitles")
+    raise TranscriptError(
+        p, f"unknown transcript format {fmt!r}; use .srt, .vtt, .ass, .ssa, .sub, .csv or a video with subtitles"
+    )
 
 
 def find_sidecar_transcript(video: str | PathLike) -> Path | None:
-    """An .srt or .vtt file with the same stem beside `video`, if there is one."""
+    """A subtitle file with the same stem beside `video` (.srt, .vtt, .ass, .ssa, .sub in that order), if there is
+    one; a .sub with an .idx beside it is a VobSub bitmap pair and not taken."""
     v = Path(video)
-    for ext in _SIDECAR_EXTENSIONS:
+    for ext in SUBTITLE_FORMATS:
         candidate = v.with_suffix(ext)
-        if candidate.is_file():
+        if candidate.is_file() and not (ext == ".sub" and v.with_suffix(".idx").is_file()):
             return candidate
     return None
 
@@ -630,7 +758,7 @@ def find_sidecar_transcript(video: str | PathLike) -> Path | None:
 def read_video_transcript(
     video: str | PathLike, *, min_duration: float | None = DEFAULT_MIN_DURATION, strict: bool = False
 ) -> Transcript:
-    """The transcript of `video`: a sidecar .srt/.vtt when there is one, else its embedded subtitle stream."""
+    """The transcript of `video`: a sidecar subtitle file when there is one, else its embedded subtitle stream."""
     sidecar = find_sidecar_transcript(video)
     if sidecar is not None:
         return read_transcript(sidecar, str(video), min_duration=min_duration, strict=strict)
@@ -651,7 +779,8 @@ def filter_min_duration(
                 SkippedItem(
                     u.source,
                     u.utterance_id,
-                    f"shorter than the minimum duration ({u.duration:.2f} s < {min_duration:.2f} s)",
+                    f"shorter than the minimum duration ({u.duration:.2f} s < {min_duration:.2f} s); lower "
+                    "min_duration to keep it",
                 )
             )
     return kept, skipped
@@ -660,53 +789,71 @@ def filter_min_duration(
 # -- writers ---------------------------------------------------------------------------------------------------------
 
 
-def _format_ts(seconds: float, sep: str) -> str:
-    ms = int(round(max(0.0, seconds) * 1000))
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+def _write(utterances: Iterable[Utterance], path: str | PathLike, fmt: str, fps: float | None = None) -> Path:
+    """Write utterances as a UTF-8 subtitle file of pysubs2 format `fmt`."""
+    subs = pysubs2.SSAFile()
+    for u in utterances:
+        text = u.text.replace("\n", r"\N")
+        if fmt == "vtt" and u.speaker:
+            text = f"<v {u.speaker}>{text}"
+        name = " ".join(re.sub(r"[,\r\n]", " ", u.speaker).split())  # an ASS field holds no comma
+        subs.append(pysubs2.SSAEvent(start=round(u.start * 1000), end=round(u.end * 1000), text=text, name=name))
+    p = Path(path)
+    if fmt == "microdvd":
+        if not fps or fps <= 0:
+            raise TranscriptError(p, "MicroDVD counts frames: pass fps= (the video's frame rate) to write it")
+        # pysubs2 writes its frame-rate line as {0}{0}; readers (VLC, pysubs2) look for {1}{1}.
+        p.write_text(f"{{1}}{{1}}{float(fps)}\n" + subs.to_string(fmt, fps=fps, write_fps_declaration=False), "utf-8")
+    else:
+        # keep_ssa_tags: SRT/WebVTT text is written as it is (pysubs2 would drop text in braces).
+        p.write_text(subs.to_string(fmt, keep_ssa_tags=True), encoding="utf-8")
+    return p
 
 
 def write_srt(utterances: Iterable[Utterance], path: str | PathLike) -> Path:
     """Write utterances as a UTF-8 SubRip file."""
-    blocks = [
-        f"{n}\n{_format_ts(u.start, ',')} --> {_format_ts(u.end, ',')}\n{u.text}\n"
-        for n, u in enumerate(utterances, start=1)
-    ]
-    p = Path(path)
-    p.write_text("\n".join(blocks), encoding="utf-8")
-    return p
+    return _write(utterances, path, "srt")
 
 
 def write_vtt(utterances: Iterable[Utterance], path: str | PathLike) -> Path:
-    """Write utterances as a WebVTT file (speakers as `<v Name>` tags)."""
-    out = ["WEBVTT", ""]
-    for u in utterances:
-        voice = f"<v {u.speaker}>" if u.speaker else ""
-        out += [u.utterance_id, f"{_format_ts(u.start, '.')} --> {_format_ts(u.end, '.')}", voice + u.text, ""]
-    p = Path(path)
-    p.write_text("\n".join(out), encoding="utf-8")
-    return p
+    """Write utterances as a WebVTT file (speakers as `<v Name>` voices)."""
+    return _write(utterances, path, "vtt")
+
+
+def write_ass(utterances: Iterable[Utterance], path: str | PathLike) -> Path:
+    """Write utterances as an ASS file (speakers in the Name field; ASS keeps times to 10 ms)."""
+    return _write(utterances, path, "ass")
+
+
+def write_subtitles(utterances: Iterable[Utterance], path: str | PathLike, *, fps: float | None = None) -> Path:
+    """Write utterances as the subtitle format of `path`'s ending (.srt, .vtt, .ass, .ssa; .sub needs `fps`)."""
+    fmt = SUBTITLE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise TranscriptError(path, f"unknown subtitle format; name the file {', '.join(SUBTITLE_FORMATS)}")
+    return _write(utterances, path, fmt, fps)
 
 
 def write_csv_manifest(
     utterances: Iterable[Utterance], path: str | PathLike, *, relative_to: str | PathLike | None = None
 ) -> Path:
-    """Write utterances as a CSV manifest (`video,start,end,text,speaker,label`) that `read_csv_manifest` reads;
-    video paths are written relative to `relative_to` (default: the manifest's folder) when they are inside it."""
+    """Write utterances as a CSV manifest (`video,start,end,text,speaker,label[,session]`, the session column only when
+    an utterance has one) that `read_csv_manifest` reads; video paths are written relative to `relative_to` (default:
+    the manifest's folder) when they are inside it."""
     p = Path(path)
     base = Path(relative_to) if relative_to is not None else p.parent
+    utterances = list(utterances)
+    columns = MANIFEST_COLUMNS if any(u.session for u in utterances) else MANIFEST_COLUMNS[:-1]
     with p.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerow(columns)
         for u in utterances:
             video = Path(u.source)
             try:
                 video = video.relative_to(base)
             except ValueError:
                 pass
-            writer.writerow([str(video), f"{u.start:.3f}", f"{u.end:.3f}", u.text, u.speaker, u.label])
+            row = [str(video), f"{u.start:.3f}", f"{u.end:.3f}", u.text, u.speaker, u.label, u.session]
+            writer.writerow(row[: len(columns)])
     return p
 
 

