@@ -1,13 +1,25 @@
-"""Shared fixtures: the real MiniLM BERT shipped by a pip package, and tiny random configs."""
+"""Shared fixtures: the real MiniLM BERT shipped by a pip package, tiny random configs, the demo media and the pipeline
+that keeps every utterance (built once per session), and the FER+ release fixture.
+
+Thread policy, set here once for the whole session: torch runs on one intra-op thread, and the processes the tests
+start inherit OMP_NUM_THREADS=1 (unless the environment sets it). Test modules never call `torch.set_num_threads`.
+Measured on 2 cores: idle, one thread is as fast as two for every test (the models are tiny; the whole suite's tests
+took 132 s on one thread, 134 s on two); beside one other busy process, two threads made the pipeline, encoder and
+inference tests twice as slow, and tiny-model tests up to 30 times slower (each thread waits for the other)."""
 
 import os
 
 import pytest
 import torch
 
+from tests.support.media import DEMO_SETTINGS
+from tests.support.models import tiny_config_kwargs
+from tests.support.releases import write_ferplus
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the processes the tests start
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -24,28 +36,40 @@ def tokenizer(minilm_path):
     return BertTokenizerFast.from_pretrained(minilm_path)
 
 
-def tiny_config_kwargs(**overrides) -> dict:
-    """A MEmoBERT small enough for unit tests: the MiniLM vocabulary, 2 layers, hidden 32, no dropout."""
-    kwargs = dict(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        visual_dim=6,
-        acoustic_dim=5,
-        max_visual_length=12,
-        max_acoustic_length=16,
-        label_token_ids=[4963, 3407, 8699, 6517],  # anger happy neutral sad in the uncased WordPiece vocabulary
-    )
-    kwargs.update(overrides)
-    return kwargs
-
-
 @pytest.fixture
 def tiny_config():
     from memobert import MEmoBertConfig
 
     return MEmoBertConfig(**tiny_config_kwargs())
+
+
+@pytest.fixture(scope="session")
+def demo_media(tmp_path_factory):
+    """(folder, clips): the demo clips (mp4 + srt, `manifest.csv`, `demo_truth.json`) of `DEMO_SETTINGS`, written
+    once per session. Read-only: a test that changes media copies it first."""
+    from memobert.demo.media import make_demo_media
+
+    folder = tmp_path_factory.mktemp("demo")
+    settings = dict(DEMO_SETTINGS)
+    return folder, make_demo_media(folder, settings.pop("num_clips"), settings.pop("seed"), **settings)
+
+
+@pytest.fixture(scope="session")
+def demo_clips(demo_media):
+    """The clips of `demo_media`, with their ground truth."""
+    return demo_media[1]
+
+
+@pytest.fixture(scope="session")
+def keep_every_pipeline():
+    """The preprocessing pipeline of a labelled corpus and of prediction (no minimum duration, silent utterances kept),
+    models loaded once per session."""
+    from memobert.preprocessing.pipeline import Pipeline, PipelineConfig
+
+    return Pipeline(PipelineConfig.keep_every_utterance())
+
+
+@pytest.fixture
+def ferplus_dir(tmp_path):
+    """A FER+ release (fer2013.csv + fer2013new.csv) of `FERPLUS_ROWS`."""
+    return write_ferplus(tmp_path / "ferplus")
