@@ -58,7 +58,7 @@ def save_wav2vec2(folder: Path, size: str) -> str:
 
     logging.disable_progress_bar()
 
-    if size == "tiny":  # as tests/test_acoustic.py builds it
+    if size == "tiny":  # as the tests build it (TINY_SPEECH in tests/support/models.py)
         config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                                 conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
     else:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .data import schema
-from .modeling_memobert import MEmoBertForPrompt
+from .modeling_memobert import MEmoBertForPrompt, quiet_transformers
 from .preprocessing.pipeline import Pipeline, PipelineConfig, WorkItem, item_id_for
 from .preprocessing.transcripts import read_transcript
 from .processing_memobert import MEmoBertProcessor
@@ -51,7 +51,8 @@ def load_prompt_model(model_dir: str | os.PathLike, device: str | torch.device |
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} holds no config.json: give the folder a prompt-tuned MEmoBertForPrompt was "
                                 "saved to (model.save_pretrained(dir) and processor.save_pretrained(dir)).")
-    model = MEmoBertForPrompt.from_pretrained(str(folder))
+    with quiet_transformers():
+        model = MEmoBertForPrompt.from_pretrained(str(folder))
     if model.config.label_token_ids is None:
         raise ValueError(f"The model in {folder} has no label words (config.label_token_ids is empty), so it cannot "
                          "score emotions: use a prompt-tuned model, or call model.set_label_words(words, tokenizer) "

@@ -94,7 +94,8 @@ def build_system(args: DownstreamArguments, labels: EmotionLabels, sizes: dict[s
         _check_pretrained(MEmoBertConfig.from_pretrained(pretrained), sizes, lengths, pretrained)
 
     def save(model, folder: Path) -> None:
-        model.save_pretrained(folder, safe_serialization=True)
+        with quiet_transformers():
+            model.save_pretrained(folder, safe_serialization=True)
         processor.save_pretrained(str(folder))
 
     return System(processor, lambda: build_memobert(args, labels, sizes, processor), save,

@@ -263,26 +263,8 @@ class MediaReader:
                                  f"audio decoding failed in [{start:.3f}, {end:.3f}) s: {e}; re-encode it"),
         )
         if t0 is None:
-            if self.info.duration is None:
-                raise MediaError(
-                    self.path,
-                    MediaError.OUTSIDE,
-                    f"no audio in [{start:.3f}, {end:.3f}) s: the window is probably past the end of the media",
-                )
-            raise MediaError(
-                self.path,
-                MediaError.TRUNCATED,
-                f"no audio could be decoded in [{start:.3f}, {end:.3f}) s although the header says the media lasts "
-                f"{self.info.duration} s; the file is probably truncated",
-            )
-        declared = self._stream_end(stream)
-        if last < min(end, declared) - _TRUNCATION_SLACK:
-            raise MediaError(
-                self.path,
-                MediaError.TRUNCATED,
-                f"audio stops at {last:.3f} s inside the window [{start:.3f}, {end:.3f}) s although the stream "
-                f"declares {declared:.3f} s; the file is probably truncated",
-            )
+            raise self._nothing_decoded("audio", start, end)
+        self._check_not_truncated("audio", last, stream, start, end)
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         offset = int(round((start - t0) * sr))
         if offset < 0:  # the stream starts after the window does: the missing head is silence
@@ -364,28 +346,27 @@ class MediaReader:
             out.append(prev_arr)
             k += 1
         if not out:
-            if self.info.duration is None:
-                raise MediaError(
-                    self.path,
-                    MediaError.OUTSIDE,
-                    f"no video frame in [{start:.3f}, {end:.3f}) s: the window is probably past the end of the media",
-                )
-            raise MediaError(
-                self.path,
-                MediaError.TRUNCATED,
-                f"no video frame could be decoded in [{start:.3f}, {end:.3f}) s although the header says the media "
-                f"lasts {self.info.duration} s; the file is probably truncated",
-            )
-        declared = self._stream_end(stream)
-        shown_until = prev_t + frame_period
-        if k < n and shown_until < min(end, declared) - _TRUNCATION_SLACK:
-            raise MediaError(
-                self.path,
-                MediaError.TRUNCATED,
-                f"video stops at {shown_until:.3f} s inside the window [{start:.3f}, {end:.3f}) s although the stream "
-                f"declares {declared:.3f} s; the file is probably truncated",
-            )
+            raise self._nothing_decoded("video frame", start, end)
+        if k < n:
+            self._check_not_truncated("video", prev_t + frame_period, stream, start, end)
         return np.stack(out), targets[: len(out)]
+
+    def _nothing_decoded(self, what: str, start: float, end: float) -> MediaError:
+        """The error of a window in which nothing of `what` decoded: past the end, or a truncated file."""
+        if self.info.duration is None:
+            return MediaError(self.path, MediaError.OUTSIDE, f"no {what} in [{start:.3f}, {end:.3f}) s: the window "
+                              "is probably past the end of the media")
+        return MediaError(self.path, MediaError.TRUNCATED, f"no {what} could be decoded in [{start:.3f}, {end:.3f}) s "
+                          f"although the header says the media lasts {self.info.duration} s; the file is probably "
+                          "truncated")
+
+    def _check_not_truncated(self, what: str, until: float, stream, start: float, end: float) -> None:
+        """Raises when the `what` stream stops (at `until`) well before the window's end and the end it declares."""
+        declared = self._stream_end(stream)
+        if until < min(end, declared) - _TRUNCATION_SLACK:
+            raise MediaError(self.path, MediaError.TRUNCATED, f"{what} stops at {until:.3f} s inside the window "
+                             f"[{start:.3f}, {end:.3f}) s although the stream declares {declared:.3f} s; the file is "
+                             "probably truncated")
 
     def _decode_frames(self, container, stream, targets: np.ndarray, frame_period: float, seek_to: float | None):
         """Sample-and-hold frames at `targets` decoding from `seek_to` (None: the start of the stream): (frames,

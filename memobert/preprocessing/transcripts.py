@@ -22,6 +22,7 @@ IDs do not change when the duration filter changes), or a manifest's own `uttera
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import html
 import io
@@ -499,30 +500,6 @@ def _read_subtitles(
     return _finish(collector, fmt, used, min_duration, str(p))
 
 
-def read_srt(
-    path: str | PathLike,
-    source: str | PathLike | None = None,
-    *,
-    min_duration: float | None = DEFAULT_MIN_DURATION,
-    strict: bool = False,
-    encoding: str | None = None,
-) -> Transcript:
-    """Read a SubRip file. `source`: the media file it belongs to (default: the video with the same stem)."""
-    return _read_subtitles(path, "srt", source, min_duration=min_duration, strict=strict, encoding=encoding)
-
-
-def read_vtt(
-    path: str | PathLike,
-    source: str | PathLike | None = None,
-    *,
-    min_duration: float | None = DEFAULT_MIN_DURATION,
-    strict: bool = False,
-    encoding: str | None = None,
-) -> Transcript:
-    """Read a WebVTT file; a `<v Name>` voice tag gives the speaker. NOTE/STYLE/REGION blocks are ignored."""
-    return _read_subtitles(path, "vtt", source, min_duration=min_duration, strict=strict, encoding=encoding)
-
-
 # -- embedded subtitle streams ---------------------------------------------------------------------------------------
 
 
@@ -742,6 +719,19 @@ def read_transcript(
     raise TranscriptError(
         p, f"unknown transcript format {fmt!r}; use .srt, .vtt, .ass, .ssa, .sub, .csv or a video with subtitles"
     )
+
+
+def _format_reader(fmt: str, doc: str):
+    """`read_transcript` with its format fixed (same arguments otherwise)."""
+    reader = functools.partial(read_transcript, format=fmt)
+    reader.__doc__ = doc
+    return reader
+
+
+read_srt = _format_reader("srt", "Read a SubRip file (`read_transcript` arguments; `source`: the media file it belongs "
+                                 "to, default the video with the same stem).")
+read_vtt = _format_reader("vtt", "Read a WebVTT file (`read_transcript` arguments); a `<v Name>` voice tag gives the "
+                                 "speaker; NOTE/STYLE/REGION blocks are ignored.")
 
 
 def find_sidecar_transcript(video: str | PathLike) -> Path | None:

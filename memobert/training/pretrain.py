@@ -20,7 +20,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from ..checkpoints import resolve_checkpoint
 from ..configuration_memobert import DEFAULT_PRETRAINING_TASKS, MEmoBertConfig, verbalizer_token_ids
 from ..data import schema
-from ..modeling_memobert import MEmoBertForPreTraining
+from ..modeling_memobert import MEmoBertForPreTraining, quiet_transformers
 from ..objectives import MODALITIES, PretrainingCollator, TaskSchedule
 from ..processing_memobert import MEmoBertProcessor
 from .arguments import PretrainArguments
@@ -293,7 +293,8 @@ def pretrain(args: PretrainArguments) -> dict:
     state_dict = accelerator.get_state_dict(model)  # every process takes part: FSDP/DeepSpeed gather the shards
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=True)
+        with quiet_transformers():  # our bar is the only one; the tied decoder's "shared tensor" note is expected
+            unwrapped.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=True)
         MEmoBertProcessor(tokenizer, unwrapped.config).save_pretrained(str(output_dir))
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         from ..evaluation.plots import plot_loss_curves
