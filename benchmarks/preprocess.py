@@ -69,8 +69,21 @@ def save_wav2vec2(folder: Path, size: str) -> str:
     return str(folder)
 
 
-def run_one(video: str, output: str, threads: int, acoustic: str, before: bool = False) -> dict:
-    """Runs the pipeline on one video in this process; returns timings and memory. `before`: without the memory
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM, which starts anew at exec (ru_maxrss keeps the parent's peak
+    across fork + exec, so a child started by a big process would report the parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(video: str, output: str, threads: int, settings: dict, before: bool = False) -> dict:
+    """Runs the pipeline (`PipelineConfig(**settings)`) on one video in this process; returns timings, memory and the
+    backends used. `before`: without the memory
     fixes (no heap trimming after each utterance, all of a video's audio held for one acoustic call, an utterance's
     faces in one batch of up to 256)."""
     import cv2
@@ -84,8 +97,8 @@ def run_one(video: str, output: str, threads: int, acoustic: str, before: bool =
     chunk = {"acoustic_chunk": 10**9, "face_batch_size": 256} if before else {}
     if before:
         pipeline_module.release_free_memory = lambda: None
-    pipeline = Pipeline(PipelineConfig(acoustic_extractor=acoustic, device="cpu", **chunk))
-    loaded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pipeline = Pipeline(PipelineConfig(**{"device": "cpu", **settings, **chunk}))
+    loaded_rss = peak_rss_mb()
     cpu_start = time.process_time()
     start = time.perf_counter()
     summary = run_pipeline(video, output, pipeline=pipeline, progress=False)
@@ -97,21 +110,25 @@ def run_one(video: str, output: str, threads: int, acoustic: str, before: bool =
         "cpu": cpu,
         "rows": summary["rows"],
         "stages": stage_seconds(records),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "loaded_rss_mb": loaded_rss,
+        "backends": {stage: info.get("backend") for stage, info in pipeline.corpus_info().get("provenance", {}).items()},
     }
 
 
-def measure(video: Path, output: Path, threads: int, acoustic: str, before: bool = False) -> dict:
+def measure(video: Path, output: Path, threads: int, settings: str | dict, before: bool = False) -> dict:
+    """`run_one` in a fresh process (`settings`: PipelineConfig fields, or an acoustic extractor name)."""
+    if isinstance(settings, str):
+        settings = {"acoustic_extractor": settings}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
     result = subprocess.run(
-        [sys.executable, __file__, "--threads", str(threads), "--child", str(video), str(output), acoustic]
+        [sys.executable, __file__, "--threads", str(threads), "--child", str(video), str(output), json.dumps(settings)]
         + (["--before"] if before else []),
         capture_output=True, text=True, env=env,
     )
     if result.returncode != 0:
-        raise SystemExit(f"The pipeline failed on {video} ({acoustic}):\n{result.stderr[-3000:]}")
+        raise SystemExit(f"The pipeline failed on {video} ({settings}):\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -132,7 +149,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child[0], args.child[1], args.threads, args.child[2], args.before)))
+        print(json.dumps(run_one(args.child[0], args.child[1], args.threads, json.loads(args.child[2]), args.before)))
         return
 
     from memobert.preprocessing.decode import probe

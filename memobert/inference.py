@@ -81,7 +81,7 @@ def check_feature_sizes(model: MEmoBertForPrompt, pipeline: Pipeline, model_dir:
         f"the preprocessing pipeline gives visual features of size {visual} (face_extractor={cfg.face_extractor!r}) "
         f"and acoustic features of size {acoustic} (acoustic_extractor={cfg.acoustic_extractor!r}). Fix: use the "
         "extractors of the corpus the model was trained on (its corpus.json lists them: --face-extractor, "
-        "--acoustic-extractor; a DenseNet FER+ checkpoint gives 342, facebook/wav2vec2-base gives 768), or a model "
+        "--acoustic-extractor; a DenseNet FER+ checkpoint gives 342, facebook/wav2vec2-base gives 768, whisper_ct2 gives 384), or a model "
         f"trained on {visual}/{acoustic}-d features."
     )
 

@@ -64,12 +64,31 @@ def demo_clips(demo_media):
 def keep_every_pipeline():
     """The preprocessing pipeline of a labelled corpus and of prediction (no minimum duration, silent utterances kept),
     models loaded once per session."""
+    from memobert.demo.corpus import DEMO_MEDIA
     from memobert.preprocessing.pipeline import Pipeline, PipelineConfig
 
-    return Pipeline(PipelineConfig.keep_every_utterance())
+    return Pipeline(PipelineConfig.keep_every_utterance(**DEMO_MEDIA))
 
 
 @pytest.fixture
 def ferplus_dir(tmp_path):
     """A FER+ release (fer2013.csv + fer2013new.csv) of `FERPLUS_ROWS`."""
     return write_ferplus(tmp_path / "ferplus")
+
+
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory):
+    """A 10 s mp4 without subtitles: one real face, Beckett's lines read by a real voice after 1 s of quiet."""
+    import numpy as np
+
+    from memobert.demo.media import demo_face, write_media
+    from tests.support.speech import RATE, shipped_speech
+
+    speech = shipped_speech("beckett.wav")
+    audio = np.concatenate([np.zeros(RATE, np.float32), speech, np.zeros(RATE, np.float32)])
+    face = demo_face()
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[35:35 + face.shape[0], 75:75 + face.shape[1]] = face
+    seconds = len(audio) / RATE
+    path = tmp_path_factory.mktemp("talk") / "talk.mp4"
+    return write_media(path, frames=[frame] * int(seconds * 5), fps=5.0, audio=audio, sample_rate=RATE)

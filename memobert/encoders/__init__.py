@@ -1,9 +1,11 @@
-"""Face-expression encoders: DenseNet-BC-100 FER+ (trainable, 342-d) and the pretrained FER2013 mini-Xception."""
+"""Face-expression encoders: DenseNet-BC-100 FER+ (trainable, 342-d), the pretrained FER2013 mini-Xception, and any
+Hugging Face image encoder (`hf:<name or folder>`) on the face crops."""
 
 from .densenet import DenseNetFER, DenseNetFERConfig, densenet_bc_100
 from .face_expression import (
     DenseNetFERExtractor,
     FaceExpressionExtractor,
+    HFImageExtractor,
     MiniXceptionExtractor,
     crop_face,
     crop_faces,
@@ -19,6 +21,7 @@ __all__ = [
     "FaceExpressionExtractor",
     "DenseNetFERExtractor",
     "MiniXceptionExtractor",
+    "HFImageExtractor",
     "make_face_extractor",
     "crop_face",
     "crop_faces",

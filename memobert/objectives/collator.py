@@ -193,6 +193,8 @@ class PretrainingCollator:
 
     def _soft_labels(self, row: Mapping[str, Any], index: int, num_frames: int) -> np.ndarray:
         classes = self._num_face_classes
+        if classes == 0:  # a face encoder without expression classes (e.g. an `hf:` image encoder)
+            return np.zeros((num_frames, 0), np.float32)
         labels = self._frames(row, index, schema.FACE_SOFT_LABELS, classes)
         if len(labels) != num_frames:
             raise ValueError(

@@ -10,6 +10,7 @@ Every failure is a `MediaError` whose `code` is one of `MediaError.CODES` and wh
 
 from __future__ import annotations
 
+import contextlib
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -282,24 +283,24 @@ class MediaReader:
         chunks: list[np.ndarray] = []
         t0: float | None = None
         last = -math.inf
-        _seek(container, stream, self.origin if seek_to is None else seek_to + self.origin)
-        for frame in container.decode(stream):
-            if frame.sample_rate <= 0 or frame.samples == 0:
-                continue
-            if frame.pts is not None and frame.time_base is not None:
-                ft = float(frame.pts * frame.time_base) - self.origin
-            else:  # no timestamp: the frame follows the previous one
-                ft = last if math.isfinite(last) else max(0.0, start - _AUDIO_PREROLL)
-            if ft + frame.samples / frame.sample_rate <= start - _AUDIO_PREROLL / 2:
+        with self._positioned(container, stream, seek_to) as (container, stream):
+            for frame in container.decode(stream):
+                if frame.sample_rate <= 0 or frame.samples == 0:
+                    continue
+                if frame.pts is not None and frame.time_base is not None:
+                    ft = float(frame.pts * frame.time_base) - self.origin
+                else:  # no timestamp: the frame follows the previous one
+                    ft = last if math.isfinite(last) else max(0.0, start - _AUDIO_PREROLL)
+                if ft + frame.samples / frame.sample_rate <= start - _AUDIO_PREROLL / 2:
+                    last = ft + frame.samples / frame.sample_rate
+                    continue
+                if ft >= end:
+                    break
+                if t0 is None:
+                    t0 = ft
                 last = ft + frame.samples / frame.sample_rate
-                continue
-            if ft >= end:
-                break
-            if t0 is None:
-                t0 = ft
-            last = ft + frame.samples / frame.sample_rate
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
         if t0 is not None:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
@@ -377,25 +378,25 @@ class MediaReader:
         prev_t = -math.inf
         first_t = None
         k = 0
-        _seek(container, stream, self.origin if seek_to is None else seek_to + self.origin)
-        for frame in container.decode(stream):
-            if frame.pts is not None:
-                t = float(frame.pts * frame.time_base) - self.origin
-            else:  # no timestamp: assume a constant rate after the previous frame
-                t = prev_t + frame_period if math.isfinite(prev_t) else start
-            if first_t is None:
-                first_t = t
-            while k < n and targets[k] < t - _EPS:
-                if prev is None:  # the window starts before the first frame: show the first one
-                    prev, prev_t = frame, t
-                if prev_arr is None:
-                    prev_arr = self._convert(prev)
-                out.append(prev_arr)
-                k += 1
-            if k >= n:
-                break
-            if prev is not frame:
-                prev, prev_arr, prev_t = frame, None, t
+        with self._positioned(container, stream, seek_to) as (container, stream):
+            for frame in container.decode(stream):
+                if frame.pts is not None:
+                    t = float(frame.pts * frame.time_base) - self.origin
+                else:  # no timestamp: assume a constant rate after the previous frame
+                    t = prev_t + frame_period if math.isfinite(prev_t) else start
+                if first_t is None:
+                    first_t = t
+                while k < n and targets[k] < t - _EPS:
+                    if prev is None:  # the window starts before the first frame: show the first one
+                        prev, prev_t = frame, t
+                    if prev_arr is None:
+                        prev_arr = self._convert(prev)
+                    out.append(prev_arr)
+                    k += 1
+                if k >= n:
+                    break
+                if prev is not frame:
+                    prev, prev_arr, prev_t = frame, None, t
         return out, prev, prev_arr, prev_t, k, first_t
 
     def window(self, start: float, end: float, *, audio: bool = True, video: bool = True) -> DecodedWindow:
@@ -407,6 +408,20 @@ class MediaReader:
         if video:
             result.frames, result.frame_times = self.frames(start, end)
         return result
+
+    @contextlib.contextmanager
+    def _positioned(self, container, stream, seek_to: float | None):
+        """`container` and `stream` positioned at `seek_to` (window time), or, for None, the start of the stream: a
+        freshly opened demuxer, never a seek (FLV without an index, e.g. CREMA-D's, refuses every seek)."""
+        if seek_to is not None:
+            _seek(container, stream, seek_to + self.origin)
+            yield container, stream
+            return
+        fresh = _open(self.path)
+        try:
+            yield fresh, fresh.streams[stream.index]
+        finally:
+            fresh.close()
 
     def _stream_start(self, stream) -> float:
         """Where `stream` starts, in window time (seconds from the container's start)."""

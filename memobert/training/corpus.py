@@ -163,6 +163,8 @@ def _chunk_reader(chunk: pa.Array) -> Callable[[int], object]:
             values = _numpy_values(inner.values)
 
             def frames(i: int) -> np.ndarray:
+                if width == 0:  # (frames, 0): e.g. the soft labels of a face encoder without classes
+                    return np.zeros((outer_offsets[i + 1] - outer_offsets[i], 0), values.dtype)
                 return values[inner_offsets[outer_offsets[i]] : inner_offsets[outer_offsets[i + 1]]].reshape(-1, width)
 
             return with_nulls(frames)

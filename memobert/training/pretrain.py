@@ -23,7 +23,7 @@ from ..data import schema
 from ..modeling_memobert import MEmoBertForPreTraining, quiet_transformers
 from ..objectives import MODALITIES, PretrainingCollator, TaskSchedule
 from ..processing_memobert import MEmoBertProcessor
-from .arguments import PretrainArguments
+from .arguments import ConfigError, PretrainArguments
 from .device import to_device
 from .optimization import build_optimizer
 from .corpus import (
@@ -153,6 +153,12 @@ def pretrain(args: PretrainArguments) -> dict:
     with accelerator.main_process_first():
         corpus = load_pretrain_corpus(
             args.corpus, limits, args.eval_fraction, args.max_eval_samples, args.overlength, args.streaming
+        )
+    if "span_mvfc_kl" in args.tasks and corpus.sizes.get("num_face_classes", 1) == 0:
+        raise ConfigError(
+            f"{args.corpus}: its face encoder has no expression classes (num_face_classes 0, e.g. an hf: image "
+            "encoder), so span_mvfc_kl has nothing to predict: leave it out, e.g. --tasks wwmlm span_mvfr span_mafr "
+            "--task_ratios 2 1 1."
         )
     # Seeded again here: building the demo corpus (the first run of a fresh clone) draws random numbers in this
     # process, and the model must not depend on whether the corpus was built now or read from the cache.

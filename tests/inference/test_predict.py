@@ -12,6 +12,7 @@ import pytest
 from memobert import MEmoBertConfig, MEmoBertForPrompt, MEmoBertProcessor
 from memobert.cli import main as memobert_main
 from memobert.inference import predict_video, write_predictions
+from memobert.preprocessing.pipeline import Pipeline, PipelineConfig
 from memobert.preprocessing.transcripts import read_srt, write_csv_manifest, write_vtt
 from tests.support.models import LABEL_WORDS, save_prompt_model, tiny_config_kwargs
 
@@ -52,7 +53,7 @@ def test_predict_command_with_a_transcript_writes_json(model_dir, demo_clips, tm
     vtt = write_vtt(read_srt(clip.srt, clip.video).utterances, tmp_path / "cues.vtt")
     out = tmp_path / "emotions.json"
     memobert_main(["predict", str(clip.video), "--transcript", str(vtt), "--model", str(model_dir),
-                   "--output", str(out), "--fps", "5"])  # fewer face frames than the default 10
+                   "--output", str(out), "--fps", "5", "--vad", "webrtc"])  # 5 fps: fewer frames; synthetic voice
     assert str(out) in capsys.readouterr().out
     predictions = json.loads(out.read_text(encoding="utf-8"))
     check_predictions(predictions, clip)
@@ -88,11 +89,22 @@ def test_bad_inputs_are_clear_errors(model_dir, keep_every_pipeline, demo_clips,
         predict_video(demo_clips[0].video, tmp_path, pipeline=keep_every_pipeline)
     bare = tmp_path / "bare.mp4"
     bare.write_bytes(Path(demo_clips[0].video).read_bytes())  # no sidecar transcript, no subtitle stream
+    never = Pipeline(PipelineConfig.keep_every_utterance(transcribe="never"))
     with pytest.raises(ValueError, match="--transcript"):
-        predict_video(bare, model_dir, pipeline=keep_every_pipeline)
+        predict_video(bare, model_dir, pipeline=never)
     no_words = tmp_path / "no_words"
     MEmoBertForPrompt(MEmoBertConfig(**tiny_config_kwargs(visual_dim=128, acoustic_dim=80,
                                                           label_token_ids=None))).save_pretrained(no_words)
     MEmoBertProcessor(tokenizer).save_pretrained(str(no_words))
     with pytest.raises(ValueError, match="no label words"):
         predict_video(demo_clips[0].video, no_words, pipeline=keep_every_pipeline)
+
+
+def test_a_video_without_transcript_is_predicted_from_its_asr_transcript(model_dir, keep_every_pipeline, talk):
+    from tests.support.speech import BECKETT, word_error_rate
+
+    predictions = predict_video(talk, model_dir, pipeline=keep_every_pipeline)
+    assert predictions and all(p["status"] == "ok" for p in predictions)
+    assert word_error_rate(BECKETT, " ".join(p["text"] for p in predictions)) <= 0.15
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in predictions)
+    assert all(p["reason"].startswith("text by ASR") for p in predictions)

@@ -392,3 +392,16 @@ def test_special_ids_without_a_tokenizer(config):
     rows = make_rows([4], [0], [0], config)
     batch = PretrainingCollator(ids, config, seed=0)(rows, "wwmlm")
     assert batch["input_ids"][0, 0] == 101 and batch["input_ids"][0, 5] == 102
+
+
+def test_a_face_encoder_without_expression_classes_pads_empty_soft_labels(tokenizer):
+    """An `hf:` image encoder has no expression classes: rows hold (frames, 0) soft labels and the frame tasks run;
+    pretraining refuses span_mvfc_kl, which would have nothing to predict (tests/training/test_pretrain.py)."""
+    config = make_config(num_face_classes=0)
+    collator = PretrainingCollator(tokenizer, config, seed=0)
+    rows = make_rows([5, 0], [7, 3], [9, 4], config)
+    padded = collator.pad(rows, include=("visual",), face_soft_labels=True)
+    assert padded.face_soft_labels.shape == (2, 7, 0) and padded.visual_mask.sum().item() == 10
+    model = MEmoBertForPreTraining(config)
+    out = model(**collator(rows, "span_mvfr"))
+    assert torch.isfinite(out.loss) and out.loss > 0

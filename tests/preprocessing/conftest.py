@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+from memobert.demo.corpus import DEMO_MEDIA
 from memobert.preprocessing.pipeline import Pipeline, PipelineConfig, merge_manifests, run_pipeline
 from tests.support.media import write_test_media
 from tests.support.models import TINY_SPEECH, save_speech_model
@@ -17,8 +18,9 @@ from tests.support.releases import write_demo_iemocap, write_demo_msp_improv
 
 @pytest.fixture(scope="session")
 def pipeline() -> Pipeline:
-    """The pipeline of the default config."""
-    return Pipeline(PipelineConfig())
+    """The pipeline of the default config (BlazeFace, FaceMesh, ...) with what the demo media need (`DEMO_MEDIA`:
+    webrtc for their synthetic voices, the pixel rule for their drawn mouths)."""
+    return Pipeline(PipelineConfig(**DEMO_MEDIA))
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 
 import numpy as np
 import pytest
 
-from memobert.preprocessing import faces as faces_module
+from memobert import backends as backends_module
 from memobert.preprocessing.active_speaker import (
     ActiveSpeakerConfig,
     find_active_speaker,
@@ -29,9 +29,10 @@ from memobert.preprocessing.faces import (
     register_face_detector,
     track_faces,
 )
+from memobert.preprocessing.mtcnn import mtcnn_weights_available
 from memobert.preprocessing.vad import speech_mask
 
-HAS_FACENET = importlib.util.find_spec("facenet_pytorch") is not None
+HAS_MTCNN = mtcnn_weights_available()  # facenet-pytorch's weight files (the package itself is never imported)
 
 
 # -- detection -----------------------------------------------------------------------------------------------------
@@ -76,12 +77,13 @@ def test_registry_and_auto_selection(monkeypatch):
     assert isinstance(make_face_detector("haar", min_neighbors=3), HaarFaceDetector)
     with pytest.raises(ValueError, match="unknown face detector 'nope'; registered: .*haar.*mtcnn"):
         make_face_detector("nope")
-    expected = "mtcnn" if HAS_FACENET else "haar"
-    assert available_face_detectors()[0] == expected
-    # "auto" follows availability: pretend facenet-pytorch is absent / present.
-    monkeypatch.setitem(
-        faces_module._REGISTRY, "mtcnn", faces_module._Backend(faces_module.MTCNNFaceDetector, lambda: False, 10)
-    )
+    assert available_face_detectors()[0] == backends_module.default_backend("face_detector")
+    # "auto" follows availability: a private copy of the registry, with every backend but Haar made absent.
+    registry = dict(backends_module._REGISTRY["face_detector"])
+    monkeypatch.setitem(backends_module._REGISTRY, "face_detector", registry)
+    for name, entry in list(registry.items()):
+        if name != "haar":
+            registry[name] = dataclasses.replace(entry, available=lambda: False)
     assert isinstance(make_face_detector("auto"), HaarFaceDetector)
 
     class Fake:
@@ -93,21 +95,20 @@ def test_registry_and_auto_selection(monkeypatch):
         def detect(self, frame):
             return [FaceBox(0, 0, 10, 10, 0.9)]
 
-    monkeypatch.setitem(faces_module._REGISTRY, "fake", faces_module._Backend(Fake, lambda: True, 5))
     register_face_detector("fake", Fake, priority=5)
     detector = make_face_detector("auto", x=1)
     assert detector.name == "fake" and detector.kwargs == {"x": 1} and isinstance(detector, FaceDetector)
     assert available_face_detectors()[:2] == ["fake", "haar"]
 
 
-@pytest.mark.skipif(HAS_FACENET, reason="facenet-pytorch is installed")
+@pytest.mark.skipif(HAS_MTCNN, reason="facenet-pytorch's MTCNN weights are installed")
 def test_mtcnn_without_facenet_says_how_to_install():
     with pytest.raises(ImportError, match="pip install --no-deps facenet-pytorch"):
         make_face_detector("mtcnn")
 
 
-@pytest.mark.skipif(not HAS_FACENET, reason="facenet-pytorch is not installed (optional)")
-def test_mtcnn_detects_the_demo_faces(demo_media):  # pragma: no cover - optional backend
+@pytest.mark.skipif(not HAS_MTCNN, reason="facenet-pytorch's MTCNN weights not found (optional)")
+def test_mtcnn_detects_the_demo_faces(demo_media):
     _, clips = demo_media
     frames, _ = decode_frames(clips[0].video, 1.0, 1.5)
     faces = make_face_detector("mtcnn").detect(frames[0])

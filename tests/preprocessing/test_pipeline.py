@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from memobert.data import schema
+from memobert.demo.corpus import DEMO_MEDIA
 from memobert.demo.media import write_media
 from memobert.preprocessing.pipeline import PipelineConfig, collect_items, inside, merge_manifests, run_pipeline
 from memobert.preprocessing.transcripts import Utterance, write_srt
@@ -159,10 +160,12 @@ def test_resume_after_kill_gives_the_rows_of_an_uninterrupted_run(pipeline, demo
     out = tmp_path / "out"
     script = (
         "import os, signal, sys\n"
-        "from memobert.preprocessing.pipeline import run_pipeline\n"
+        "from memobert.demo.corpus import DEMO_MEDIA\n"
+        "from memobert.preprocessing.pipeline import PipelineConfig, run_pipeline\n"
         "def die(item):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        f"run_pipeline({str(folder / 'manifest.csv')!r}, {str(out)!r}, progress=False, on_item_done=die)\n"
+        f"run_pipeline({str(folder / 'manifest.csv')!r}, {str(out)!r}, progress=False, on_item_done=die, "
+        "config=PipelineConfig(**DEMO_MEDIA))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
@@ -193,7 +196,8 @@ def test_batch_sizes_and_audio_chunks_change_speed_and_memory_not_rows(demo_medi
     from memobert.preprocessing.pipeline import release_free_memory
 
     folder, _ = demo_media
-    config = PipelineConfig(face_batch_size=3, acoustic_chunk=1)  # several face batches per utterance; audio one by one
+    # Several face batches per utterance; audio one by one.
+    config = PipelineConfig(face_batch_size=3, acoustic_chunk=1, **DEMO_MEDIA)
     run_pipeline(folder / "manifest.csv", tmp_path, config=config, progress=False)
     merge_manifests(tmp_path)
     ours, reference = read_corpus(tmp_path), read_corpus(demo_corpus)

@@ -27,12 +27,13 @@ def bars(stderr: str) -> list[str]:
 
 def test_no_progress_means_no_bar_and_with_progress_only_ours(tmp_path, capsys):
     videos = small_video(tmp_path / "videos")
-    main(["preprocess", "--input", str(videos), "--output", str(tmp_path / "quiet"), "--no-progress"])
+    quiet = tmp_path / "quiet"
+    main(["preprocess", "--input", str(videos), "--output", str(quiet), "--no-progress", "--vad", "webrtc"])  # synthetic
     captured = capsys.readouterr()
     assert bars(captured.err) == [] and "Creating parquet" not in captured.err + captured.out
     assert "1 rows" in captured.out
 
-    main(["preprocess", "--input", str(videos), "--output", str(tmp_path / "shown")])
+    main(["preprocess", "--input", str(videos), "--output", str(tmp_path / "shown"), "--vad", "webrtc"])
     captured = capsys.readouterr()
     assert bars(captured.err) == ["videos (shard 1/1)"], captured.err
     assert (tmp_path / "shown" / "manifest.csv").read_text().count(",ok,") == 1

@@ -281,3 +281,19 @@ def test_two_processes_train_in_sync_and_see_every_sample_once_per_epoch(tiny_co
             seen[record["epoch"]].update({(rank, u) for u in record["ids"]} and record["ids"])
     expected = training_ids(tiny_corpus)
     assert sorted(seen[0].elements()) == expected  # the first epoch: every training row exactly once, over both ranks
+
+
+def test_a_corpus_without_face_classes_pretrains_the_frame_tasks_and_refuses_span_mvfc_kl(tmp_path):
+    """Corpora made with an `hf:` image encoder have no expression classes (num_face_classes 0)."""
+    from memobert.data.synthetic import write_random_corpus
+    from memobert.training.arguments import ConfigError
+
+    corpus = tmp_path / "corpus"
+    write_random_corpus(corpus, 24, rows_per_shard=24, seed=1, visual_dim=6, acoustic_dim=5, num_face_classes=0)
+    with pytest.raises(ConfigError, match="span_mvfc_kl has nothing to predict.*--tasks wwmlm span_mvfr span_mafr"):
+        pretrain(tiny_args(corpus, tmp_path / "refused"))
+    metrics = pretrain(tiny_args(corpus, tmp_path / "run", tasks=["wwmlm", "span_mvfr", "span_mafr"],
+                                 task_ratios=[2, 1, 1], max_steps=2, eval_steps=2, save_steps=10))
+    assert metrics["last_train"]["step"] == 2
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["num_face_classes"] == 0 and "span_mvfc_kl" not in config["pretraining_tasks"]
