@@ -13,6 +13,10 @@ fresh process with `--threads` torch and OpenCV threads, then prints two tables:
    download: its timings stand for the real checkpoint, its features mean nothing). Acoustic-stage RTF, end-to-end
    CPU RTF and times real time per core (= 1 / CPU RTF; the target is >= 1x).
 
+The front end is the stand-in one these tables were first made with (`STAND_IN`: Haar, no landmarks, webrtc, pixel
+rule), so that the figures stay comparable across releases; the neural default front end against it:
+`benchmarks/front_end_pipeline.py`.
+
 Ratios from one run are the claim; on a shared machine the absolute seconds move with the other jobs.
 
     .venv/bin/python benchmarks/preprocess.py                          # 0.5/1/2/4-minute videos + encoders (~5 min)
@@ -38,6 +42,7 @@ ENCODERS = ("log_mel", "w2v_tiny", "w2v_base")
 ENCODER_NAMES = {"log_mel": "log-mel (80 bins)", "w2v_tiny": "wav2vec2 tiny (hidden 32, 2 layers)",
                  "w2v_base": "wav2vec2 base size (95M, random weights)"}
 STAGE_COLUMNS = ("decode", "vad", "faces", "face_features", "acoustic", "text")
+STAND_IN = {"face_detector": "haar", "landmarks": "none", "vad": "webrtc", "speaker_rule": "pixels"}
 
 
 def make_video(folder: Path, minutes: float, seed: int) -> Path:
@@ -118,8 +123,8 @@ def run_one(video: str, output: str, threads: int, settings: dict, before: bool 
 
 def measure(video: Path, output: Path, threads: int, settings: str | dict, before: bool = False) -> dict:
     """`run_one` in a fresh process (`settings`: PipelineConfig fields, or an acoustic extractor name)."""
-    if isinstance(settings, str):
-        settings = {"acoustic_extractor": settings}
+    if isinstance(settings, str):  # an acoustic extractor through the stand-in front end
+        settings = {**STAND_IN, "acoustic_extractor": settings}
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
     result = subprocess.run(
