@@ -135,35 +135,57 @@ def pretrain_main(argv: list[str] | None = None, prog: str = "pretrain/run.py") 
         fail(error)
 
 
+PREPARE_ROOTS = {
+    "iemocap": "IEMOCAP_full_release (or its parent)",
+    "msp_improv": "the MSP-IMPROV folder (Evalution.txt, Audio/, Video/)",
+    "ravdess": "the folder holding the Actor_01..Actor_24 folders",
+    "crema_d": "the CREMA-D folder (AudioWAV/, VideoFlash/, VideoDemographics.csv, processedResults/)",
+    "meld": "the MELD folder ({train,dev,test}_sent_emo.csv and the clip folders), or its parent",
+    "emodb": "the EmoDB folder holding wav/ (or wav/ itself)",
+}
+
+
 def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") -> None:
-    """`memobert prepare iemocap|msp_improv --root RELEASE --output CORPUS`: a downstream corpus from a release."""
+    """`memobert prepare iemocap|msp_improv|ravdess|crema_d|meld|emodb --root RELEASE --output CORPUS`: a downstream
+    corpus from a release."""
+    from .preprocessing import releases
     from .preprocessing.pipeline import PipelineConfig
-    from .preprocessing.releases import FACE_RULES, build_iemocap_corpus, build_msp_improv_corpus
 
     parser = CommandLineParser(prog=prog, description="A labelled corpus (the preprocessing pipeline's shards with "
                                "the release's speaker, session and label columns, manifest.csv, records.csv, "
-                               "release.json) from an IEMOCAP or MSP-IMPROV release folder. Rerunning skips finished "
+                               "release.json with the --folds of the release's protocol) from an IEMOCAP, "
+                               "MSP-IMPROV, RAVDESS, CREMA-D, MELD or EmoDB release folder. Rerunning skips finished "
                                "videos.")
     sub = parser.add_subparsers(dest="dataset", required=True, parser_class=CommandLineParser)
     defaults = PipelineConfig.keep_every_utterance()
-    for name in ("iemocap", "msp_improv"):
-        p = sub.add_parser(name, help=f"build the corpus of the {name} release")
-        p.add_argument("--root", required=True, help="IEMOCAP_full_release (or its parent) / the MSP-IMPROV folder")
+    for name, root_help in PREPARE_ROOTS.items():
+        p = sub.add_parser(name, help=f"build the corpus of the {name} release (folds: {releases.RELEASE_FOLDS[name]})")
+        p.add_argument("--root", required=True, help=root_help)
         p.add_argument("--output", required=True, help="corpus folder")
         p.add_argument("--classes", nargs="+", default=None, help="emotion classes (default: the 4 classes)")
         p.add_argument("--shard-index", type=int, default=0, help="this job's shard")
         p.add_argument("--num-shards", type=int, default=1, help="number of shards")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
         if name == "iemocap":
-            p.add_argument("--face", choices=FACE_RULES, default="active_speaker",
+            p.add_argument("--face", choices=releases.FACE_RULES, default="active_speaker",
                            help="speaker's face: the active-speaker rule, or the speaker's half of the frame (side)")
             p.add_argument("--markers-side", choices=("left", "right"), default="left",
                            help="with --face side: the half showing the actor who wore the markers")
             p.add_argument("--sessions", type=int, nargs="+", default=None, help="sessions to read (default: all)")
             p.add_argument("--no-merge-excited", action="store_true", help="do not count excited as happiness")
-        else:
+        elif name == "msp_improv":
             p.add_argument("--scenarios", nargs="+", default=None, help="scenarios to keep: R S P T (default: all)")
             p.add_argument("--transcripts", default=None, help="folder of <utterance_id>.txt or a utt<TAB>text file")
+        elif name == "crema_d":
+            p.add_argument("--label", choices=("intended", "voice", "face", "multimodal"), default="intended",
+                           help="the emotion the actor intended (file name), or the crowd's perceived one (majority "
+                                "vote on the voice, the face or both)")
+            p.add_argument("--ties", choices=("intended", "drop"), default="intended",
+                           help="a tied vote: the intended emotion when it is tied, else dropped (intended), or "
+                                "always dropped (drop)")
+        elif name == "meld":
+            p.add_argument("--splits", nargs="+", choices=("train", "dev", "test"), default=None,
+                           help="CSV files to read (default: all three)")
         add_pipeline_options(p, defaults)
     args = parser.parse_args(argv)
     config = pipeline_config(args)
@@ -172,17 +194,29 @@ def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") 
         options["classes"] = args.classes
     try:
         if args.dataset == "iemocap":
-            summary = build_iemocap_corpus(args.root, args.output, config, args.face, markers_side=args.markers_side,
-                                           sessions=args.sessions, merge_excited=not args.no_merge_excited, **options)
-        else:
+            summary = releases.build_iemocap_corpus(args.root, args.output, config, args.face,
+                                                    markers_side=args.markers_side, sessions=args.sessions,
+                                                    merge_excited=not args.no_merge_excited, **options)
+        elif args.dataset == "msp_improv":
             if args.scenarios:
                 options["scenarios"] = args.scenarios
-            summary = build_msp_improv_corpus(args.root, args.output, config, transcripts=args.transcripts, **options)
+            summary = releases.build_msp_improv_corpus(args.root, args.output, config, transcripts=args.transcripts,
+                                                       **options)
+        elif args.dataset == "crema_d":
+            summary = releases.build_crema_d_corpus(args.root, args.output, config, label=args.label,
+                                                    ties=args.ties, **options)
+        elif args.dataset == "meld":
+            if args.splits:
+                options["splits"] = args.splits
+            summary = releases.build_meld_corpus(args.root, args.output, config, **options)
+        else:
+            build = {"ravdess": releases.build_ravdess_corpus, "emodb": releases.build_emodb_corpus}[args.dataset]
+            summary = build(args.root, args.output, config, **options)
     except (FileNotFoundError, ValueError) as error:
         fail(error)
     print(f"{args.dataset}: {summary['records']} labelled utterances (dropped per label: {summary['dropped']}); "
           f"{summary['processed']} videos processed ({summary['already_done']} already done), {summary['rows']} rows; "
-          f"manifest: {summary['manifest']}")
+          f"manifest: {summary['manifest']}; folds: --folds {releases.RELEASE_FOLDS[args.dataset]}")
 
 
 def predict_main(argv: list[str] | None = None, prog: str = "memobert predict") -> None:

@@ -15,6 +15,7 @@ from tests.support import REPO
 SCRIPTS = ["preprocessing/run.py", "pretrain/run.py", "prompt_tuning/run.py", "baselines/seed_iv.py",
            "examples/quickstart.py", *sorted(str(p.relative_to(REPO)) for p in (REPO / "benchmarks").glob("*.py"))]
 SUBCOMMANDS = [["preprocess"], ["pretrain"], ["prepare"], ["prepare", "iemocap"], ["prepare", "msp_improv"],
+               ["prepare", "ravdess"], ["prepare", "crema_d"], ["prepare", "meld"], ["prepare", "emodb"],
                ["downstream"], ["predict"], ["doctor"]]
 
 

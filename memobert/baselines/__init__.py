@@ -17,8 +17,11 @@ The interface a runner relies on (all of it declared on the spec; a runner never
   `BaselineOutput` (or a subclass) with `loss` (when `labels` are given) and `logits` `(B, num_classes)`, whose argmax
   is the prediction. Trained with the usual loop: `loss.backward()`, optimizer step; `model.eval()` to evaluate
   (SpecAugment, Monte-Carlo fusion and M3ER's check switch on the mode).
-  Classical (the elderly-speech system): an object with `fit(train_batches)`, `predict(batches) -> np.ndarray` and
-  `evaluate(batches) -> dict` (`classification_metrics`), where batches are re-iterable dicts as above plus `texts`.
+  Classical (the elderly-speech system, the eGeMAPS + SVM anchor): an object with `fit(train_batches)`,
+  `predict(batches) -> np.ndarray` and `evaluate(batches) -> dict` (`classification_metrics`), where batches are
+  re-iterable dicts as above plus `texts`. With `spec.selects_on_validation` the runner calls
+  `fit(train_batches, validation_batches)` instead: the system chooses its hyper-parameters on the validation rows
+  (never the test rows), and reports how in `selection_note()` and every candidate in `search` (a list of dicts).
 - `spec.batch_keys(config)`: the keys it reads beyond the processor's, for that config (`texts`: the utterance
   strings, UniMSE tokenises them itself; `eeg_feats`, `face_pixels`, `face_soft_labels` for face_eeg's other
   branches); `spec.input_fixes[key]` says how to configure the system without a key a runner cannot feed.
@@ -42,6 +45,7 @@ file (`baseline: <name>`, `config: {...}`) -> (spec, config).
 | (SEED-IV) | face_eeg's EEG encoder on SEED-IV, LOSO or session folds (`baselines/seed_iv.py`) | seed_iv.py |
 | resnet_logmel | ResNet34 on log-mels, statistics pooling, SpecAugment, speaker-ID transfer | resnet_logmel.py |
 | yamnet_audio / elderly_speech | YAMNet-style MobileNet + text embeddings -> sklearn (ICMI 2020) | elderly_speech.py |
+| egemaps_svm | eGeMAPSv02 functionals or frames' mean + std -> standardised SVM, C, kernel by validation | egemaps.py |
 | unimse | T5 with A/V adapters, contrastive loss, label words (EMNLP 2022) | unimse.py |
 
 The downstream runner reaches these systems only through this registry.
@@ -69,6 +73,7 @@ from .elderly_speech import (
     build_elderly_speech,
     build_yamnet_audio,
 )
+from .egemaps import EgemapsSVM, EgemapsSVMBaseline, EgemapsSVMConfig, build_egemaps_svm, pool_frames
 from .face_eeg import (
     FACE_EEG_INPUT_FIXES,
     EEGEncoder,
@@ -114,8 +119,9 @@ class BaselineSpec:
     """One registered system and the interface a runner uses (see the module docstring): `name`, `config_class`,
     `builder(config, **overrides)`, `kind` ("neural" | "classical"), the batch keys it may read beyond the
     processor's (`extra_keys`) and how to do without them (`input_fixes`), whether it has a `prepare(train_batches)`
-    step (`needs_prepare`), what it takes from the task (`task_fields`) and from the tokenizer (`for_tokenizer`),
-    and the paper."""
+    step (`needs_prepare`), whether a classical system chooses its hyper-parameters on the validation rows
+    (`selects_on_validation`: `fit(train_batches, validation_batches)`), what it takes from the task
+    (`task_fields`) and from the tokenizer (`for_tokenizer`), and the paper."""
 
     name: str
     config_class: type
@@ -127,6 +133,7 @@ class BaselineSpec:
     input_fixes: Mapping[str, str] = field(default_factory=dict)
     task_fields: Callable[[BaselineTask], dict[str, Any]] | None = None
     for_tokenizer: Callable[[Any, Any], Any] | None = None
+    selects_on_validation: bool = False
 
     def __call__(self, config: Any = None, **overrides: Any) -> Any:
         return self.builder(config, **overrides)
@@ -165,6 +172,9 @@ def register_baseline(spec: BaselineSpec) -> BaselineSpec:
         raise ValueError(f"A baseline named {spec.name!r} is already registered.")
     if spec.kind not in ("neural", "classical"):
         raise ValueError(f"BaselineSpec.kind must be 'neural' or 'classical', got {spec.kind!r}.")
+    if spec.selects_on_validation and spec.kind != "classical":
+        raise ValueError("BaselineSpec.selects_on_validation is for classical systems (neural ones are selected by "
+                         "the runner's validation curve).")
     BASELINES[spec.name] = spec
     return spec
 
@@ -269,6 +279,8 @@ for _spec in (
                  paper="Boateng & Kowatsch, ICMI 2020 (audio encoder alone)"),
     BaselineSpec("elderly_speech", ElderlySpeechConfig, build_elderly_speech, kind="classical",
                  extra_keys=("texts",), paper="Boateng & Kowatsch, elderly speech emotion, ICMI 2020"),
+    BaselineSpec("egemaps_svm", EgemapsSVMConfig, build_egemaps_svm, kind="classical", selects_on_validation=True,
+                 paper="Eyben et al., eGeMAPS, IEEE TAC 2016: functionals + standardised SVM"),
     BaselineSpec("unimse", UniMSEConfig, build_unimse, extra_keys=("texts",), task_fields=unimse_task_fields,
                  for_tokenizer=unimse_for_tokenizer, paper="Hu et al., UniMSE, EMNLP 2022"),
 ):
@@ -305,6 +317,8 @@ __all__ = [
     # elderly speech
     "ElderlySpeechConfig", "ElderlySpeechBaseline", "YAMNetAudioModel", "YAMNetEncoder", "MobileNetV1",
     "SentenceEmbedder", "FusedFeatureClassifier", "build_elderly_speech", "build_yamnet_audio",
+    # eGeMAPS + SVM
+    "EgemapsSVMConfig", "EgemapsSVM", "EgemapsSVMBaseline", "build_egemaps_svm", "pool_frames",
     # UniMSE
     "UniMSEConfig", "UniMSEModel", "build_unimse",
 ]

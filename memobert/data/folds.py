@@ -3,7 +3,9 @@
 `make_folds(spec, speakers, sessions)` turns a fold scheme and the `speaker` / `session` columns that the readers
 write (`memobert prepare`; any CSV manifest may give them too) into `Fold`s; the downstream runner calls nothing else.
 Schemes (`FOLD_SCHEMES`): `iemocap_loso_speaker`, `iemocap_loso_session`, `msp_improv` (these read the sessions),
-`speaker_kfold:K` (speakers only) and a `folds.json` file of explicit folds (`read_folds_file`).
+`speaker_kfold:K` and `leave_one_speaker_out` (speakers only; EmoDB's protocol), `official_split` (one fold whose
+splits are the session column's train / validation / test: MELD's official split, speakers shared) and a
+`folds.json` file of explicit folds (`read_folds_file`).
 
 One piece of logic (`speaker_folds`) turns a plan - per fold, the test speakers and the validation speakers - into
 record indices; training = every other speaker. It checks that the three speaker sets are disjoint and non-empty.
@@ -39,6 +41,8 @@ FOLD_SCHEMES = {
     "iemocap_loso_session": "5 folds: test = one session, validation = the next session",
     "msp_improv": "12 folds: test = one speaker, validation = the other speaker of its session",
     "speaker_kfold:K": "speakers in K groups balanced by utterances: test = group k, validation = group k+1",
+    "leave_one_speaker_out": "one fold per speaker: test = that speaker, validation = the next speaker (sorted)",
+    "official_split": "1 fold: the release's own split, the session column's train / validation / test (MELD)",
     "FILE.json": 'explicit folds: {"folds": [{"name": ..., "test": [speakers], "validation": [speakers]}, ...]}',
 }
 
@@ -248,6 +252,34 @@ def read_folds_file(path: str | Path, speakers: Sequence[str]) -> list[Fold]:
         raise ValueError(f"folds file {path}: {error}") from error
 
 
+def speaker_leave_one_out(speakers: Sequence[str]) -> list[Fold]:
+    """One fold per speaker (sorted; numeric ids as numbers): test = the speaker, validation = the next speaker
+    (cyclically), training = the others. Needs at least 3 speakers."""
+    order = sorted(set(speakers), key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
+    if len(order) < 3:
+        raise ValueError(f"folds leave_one_speaker_out needs at least 3 speakers; the corpus has {len(order)}.")
+    plan = [(f"fold{k + 1:02d}_{speaker}", [speaker], [order[(k + 1) % len(order)]])
+            for k, speaker in enumerate(order)]
+    return speaker_folds([{"speaker": s} for s in speakers], plan)
+
+
+def official_split(speakers: Sequence[str], splits: Sequence[str]) -> list[Fold]:
+    """One fold `official` whose train / validation / test rows are those the `splits` column names (a release's own
+    split, e.g. MELD's train / dev / test); the speaker sets may overlap (they do in MELD)."""
+    unknown = sorted({s for s in splits} - set(SPLITS))
+    if unknown:
+        raise ValueError(f"folds official_split: session values {unknown[:5]} are not one of {list(SPLITS)}; the "
+                         "corpus' session column must name each row's split (written by `memobert prepare meld`).")
+    indices = {split: tuple(i for i, s in enumerate(splits) if s == split) for split in SPLITS}
+    empty = [split for split in SPLITS if not indices[split]]
+    if empty:
+        raise ValueError(f"folds official_split: no row of the split(s) {empty}.")
+    members = {split: frozenset(speakers[i] for i in indices[split]) for split in SPLITS}
+    return [Fold(name="official", train_speakers=members["train"], validation_speakers=members["validation"],
+                 test_speakers=members["test"], train=indices["train"], validation=indices["validation"],
+                 test=indices["test"])]
+
+
 def make_folds(spec: str, speakers: Sequence[str], sessions: Sequence[str] | None = None) -> list[Fold]:
     """The folds of scheme `spec` (`FOLD_SCHEMES`) over rows with these speakers and (for the session schemes)
     sessions, both as the corpus' columns hold them. Raises ValueError naming what is missing and the fix."""
@@ -262,6 +294,13 @@ def make_folds(spec: str, speakers: Sequence[str], sessions: Sequence[str] | Non
         return read_folds_file(spec, speakers)
     if name == "speaker_kfold":
         return speaker_kfold(speakers, k)
+    if name == "leave_one_speaker_out":
+        return speaker_leave_one_out([str(s) for s in speakers])
+    if name == "official_split":
+        if sessions is None:
+            raise ValueError("folds official_split need the split of every labelled row in the corpus' 'session' "
+                             "column (written by `memobert prepare meld`); this corpus has none.")
+        return official_split([str(s) for s in speakers], [str(s).strip() for s in sessions])
     if sessions is None or any(not str(s).strip() for s in sessions):
         raise ValueError(
             f"folds {spec} need the recording session of every labelled row (the corpus' 'session' column, written "

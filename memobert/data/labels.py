@@ -7,6 +7,10 @@
 - `EmotionLabels`: a class list + label words + merges (e.g. excited -> happiness, the common IEMOCAP practice),
   which turns an emotion name into a class name (or `None`: not a class, the record is dropped and counted), and
   any label string a corpus may hold into a class (`class_of_label`).
+- The emotion codes of RAVDESS (`RAVDESS_CODES`: 01-08 of the file name), CREMA-D (`CREMA_D_CODES`: ANG DIS FEA
+  HAP NEU SAD of the file name; `CREMA_D_VOTES`: the crowd's letters A D F H N S), MELD (`MELD_EMOTIONS`: its seven
+  words, joy = happiness) and EmoDB (`EMODB_CODES`: the German letters W L E A F T N). These are not read by
+  `class_of_label` (EmoDB's A is fear, MSP-IMPROV's A anger): their readers write class names.
 - The face-expression classes of FER+ (`FERPLUS_CLASSES`, the order of its vote columns) and FER2013
   (`FER2013_CLASSES`, the order of its `emotion` codes 0-6).
 
@@ -38,6 +42,8 @@ LABEL_WORDS: dict[str, str] = {
     "surprise": "surprised",
     "fear": "afraid",
     "disgust": "disgusted",
+    "calm": "calm",  # RAVDESS
+    "boredom": "bored",  # EmoDB
     "other": "other",
 }
 
@@ -61,6 +67,24 @@ MSP_IMPROV_CODES: dict[str, str] = {
     "S": "sadness",
     "A": "anger",
     "X": NO_AGREEMENT,
+}
+
+RAVDESS_CODES: dict[str, str] = {
+    "01": "neutral", "02": "calm", "03": "happiness", "04": "sadness",
+    "05": "anger", "06": "fear", "07": "disgust", "08": "surprise",
+}
+CREMA_D_CODES: dict[str, str] = {
+    "ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness", "NEU": "neutral", "SAD": "sadness",
+}
+CREMA_D_VOTES: dict[str, str] = {
+    "A": "anger", "D": "disgust", "F": "fear", "H": "happiness", "N": "neutral", "S": "sadness",
+}
+MELD_EMOTIONS: dict[str, str] = {
+    "anger": "anger", "disgust": "disgust", "fear": "fear", "joy": "happiness", "neutral": "neutral",
+    "sadness": "sadness", "surprise": "surprise",
+}
+EMODB_CODES: dict[str, str] = {  # German initials: Wut, Langeweile, Ekel, Angst, Freude, Trauer, Neutral
+    "W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness", "N": "neutral",
 }
 
 EMOTIONS: tuple[str, ...] = tuple(LABEL_WORDS)  # every emotion name a class may use

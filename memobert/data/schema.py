@@ -20,7 +20,9 @@ ACOUSTIC_FEATS = "acoustic_feats"  # (frames, acoustic_dim) pooled speech featur
 SPEAKER_SCORE = "speaker_score"  # active-speaker score of the chosen face track (NaN: no face)
 SPEAKER = "speaker"  # speaker name or id when the transcript gives one, else ""
 LABEL = "label"  # emotion label when the transcript gives one, else ""
-SESSION = "session"  # recording session of the release (IEMOCAP "1".."5", MSP-IMPROV "1".."6"), else ""
+# Recording session of the release (IEMOCAP "1".."5", MSP-IMPROV "1".."6"), or the row's split where the release fixes
+# one (MELD "train" / "validation" / "test", the `official_split` folds), else ""
+SESSION = "session"
 
 FRAME_COLUMNS = (VISUAL_FEATS, FACE_SOFT_LABELS, ACOUSTIC_FEATS)
 # Columns a row may leave out (a reader of older corpora finds them missing too), with the value written instead.

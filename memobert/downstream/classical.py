@@ -1,4 +1,5 @@
-"""The runner's path for a classical system (fit / predict / evaluate, no updates): the elderly-speech baseline."""
+"""The runner's path for a classical system (fit / predict / evaluate, no updates): the elderly-speech baseline and
+the eGeMAPS + SVM anchor."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from .systems import Run
 
 def fit_and_test_classical(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[dict, list[dict]]:
     """One fold x seed of a classical system: fitted once on the training rows (its own encoder epochs from its
-    config; there are no updates to select among, so the validation fold is only reported), then tested in each
-    modality case it can read. A case without A gets one empty (masked) acoustic frame per utterance, one without L
-    empty texts (a zero text vector). Predictions are hard: probability 1 for the predicted class. Not split across
-    processes (every process computes it, the main one writes)."""
+    config; there are no updates to select among, so the validation fold is only reported; a system that
+    `selects_on_validation` gets the validation batches in `fit(train, validation)` and chooses its
+    hyper-parameters on them, recorded as `search`), then tested in each modality case it can read. A case without A
+    gets one empty (masked) acoustic frame per utterance, one without L empty texts (a zero text vector). Predictions
+    are hard: probability 1 for the predicted class. Not split across processes (every process computes it, the main
+    one writes)."""
     args, system, corpus, labels = run.args, run.system, run.corpus, run.labels
     set_seed(seed)
     model, init = system.build()
@@ -34,8 +37,16 @@ def fit_and_test_classical(run: Run, fold: Fold, fold_number: int, seed: int) ->
                 batch["acoustic_mask"] = torch.zeros(len(batch["labels"]), 1, dtype=torch.long)
         return out
 
-    model.fit(batches(train_rows, "LVA"))
-    validation = model.evaluate(batches(np.asarray(fold.validation, dtype=np.int64), "LVA"))
+    validation_batches = batches(np.asarray(fold.validation, dtype=np.int64), "LVA")
+    details = {}
+    if system.selects_on_validation:
+        model.fit(batches(train_rows, "LVA"), validation_batches)
+        selection = model.selection_note()
+        details["search"] = list(model.search)
+    else:
+        model.fit(batches(train_rows, "LVA"))
+        selection = "none (a classical system fitted once on the training rows; validation reported only)"
+    validation = model.evaluate(validation_batches)
     test_rows = np.asarray(fold.test, dtype=np.int64)
     test_metrics, predictions = {}, []
     for case in run.cases:
@@ -49,9 +60,8 @@ def fit_and_test_classical(run: Run, fold: Fold, fold_number: int, seed: int) ->
     record = run_record(
         name=args.name, setting=args.setting, baseline=args.baseline, fold=fold, fold_number=fold_number, seed=seed,
         train_rows=train_rows, labels=labels, train_class_counts=corpus.class_counts(labels.classes, train_rows),
-        init=init, selection="none (a classical system fitted once on the training rows; validation reported only)",
-        curve=[{"step": 0, "train_loss": None, "validation": validation}],
-        selected={"step": 0, "validation": validation}, test=test_metrics,
+        init=init, selection=selection, curve=[{"step": 0, "train_loss": None, "validation": validation}],
+        selected={"step": 0, "validation": validation}, test=test_metrics, **details,
     )
     run.accelerator.print(f"{args.name} {fold.name} seed {seed}: validation UAR {validation['uar'] * 100:.2f}; test "
                           "UAR " + ", ".join(f"{c} {test_metrics[c]['uar'] * 100:.2f}" for c in run.cases))

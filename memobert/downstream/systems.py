@@ -58,6 +58,7 @@ class System:
     extra_keys: tuple[str, ...] = ()  # batch keys beyond the processor's (EXTRA_KEYS)
     classical: bool = False  # fitted once (fit / predict / evaluate) instead of trained by updates
     needs_prepare: bool = False  # model.prepare(train_batches) before training
+    selects_on_validation: bool = False  # classical: fit(train_batches, validation_batches) picks its hyper-parameters
     modalities: tuple[str, ...] = MODALITIES  # the inputs it uses
 
     def cases(self, cases: list[str]) -> list[str]:
@@ -282,7 +283,7 @@ def _baseline_system(
     extra = tuple(key for key in spec.batch_keys(config) if key in EXTRA_KEYS)
     return System(processor, lambda: (spec(config), dict(init)), save, extra_keys=extra,
                   classical=spec.kind == "classical", needs_prepare=spec.needs_prepare,
-                  modalities=tuple(config.modalities))
+                  selects_on_validation=spec.selects_on_validation, modalities=tuple(config.modalities))
 
 
 __all__ = ["System", "Run", "build_system", "build_processor", "build_memobert", "frame_lengths", "baseline_problems",

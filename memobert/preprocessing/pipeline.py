@@ -150,6 +150,9 @@ class WorkItem:
     audio: dict[str, str] = field(default_factory=dict)
     # Per utterance id: "left" or "right": only that half of the frames is searched for the speaker's face.
     face_side: dict[str, str] = field(default_factory=dict)
+    # No media to read (`video` names the file that is absent): every utterance becomes a text-only row (zero visual
+    # and acoustic frames), e.g. a release's transcript rows whose clips are missing.
+    text_only: bool = False
 
 
 def collect_items(inputs: str | os.PathLike | Sequence[str | os.PathLike], min_duration: float = 1.0) -> list[WorkItem]:
@@ -309,6 +312,8 @@ class Pipeline:
         `transcripts_dir`: where ASR transcripts are written (`<item>.srt`) and, when one is already there (e.g.
         corrected by hand), read instead of transcribing again."""
         records = [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason) for s in item.skipped]
+        if item.text_only:
+            return self._text_only(item, records)
         asr_note = ""
         try:
             utterances = item.utterances
@@ -358,6 +363,36 @@ class Pipeline:
                     release_free_memory()
         if pending:
             rows += self._acoustic_and_text(pending)
+        return rows, records
+
+    def _text_only(self, item: WorkItem, records: list[dict]) -> tuple[list[dict], list[dict]]:
+        """Rows of a `text_only` item: the utterances' text and word pieces, no visual or acoustic frames."""
+        utterances = list(item.utterances or [])
+        start = time.perf_counter()
+        pieces = tokenize_words([u.text for u in utterances], self.tokenizer) if utterances else []
+        per_text = (time.perf_counter() - start) / max(1, len(utterances))
+        rows = []
+        for utterance, (ids, words) in zip(utterances, pieces):
+            record = self._record(item, utterance.utterance_id, utterance.source, utterance.start, utterance.end, "ok",
+                                  f"text only: {Path(item.video).name} not found")
+            record["seconds_text"] = per_text
+            records.append(record)
+            rows.append({
+                schema.UTTERANCE_ID: utterance.utterance_id,
+                schema.SOURCE: str(utterance.source),
+                schema.START: float(utterance.start),
+                schema.END: float(utterance.end),
+                schema.TEXT: utterance.text,
+                schema.INPUT_IDS: ids,
+                schema.WORD_IDS: words,
+                schema.VISUAL_FEATS: np.zeros((0, self.face_extractor.feature_dim), np.float16),
+                schema.FACE_SOFT_LABELS: np.zeros((0, self.face_extractor.num_classes), np.float16),
+                schema.ACOUSTIC_FEATS: np.zeros((0, self.acoustic_extractor.feature_dim), np.float16),
+                schema.SPEAKER_SCORE: math.nan,
+                schema.SPEAKER: utterance.speaker,
+                schema.LABEL: utterance.label,
+                schema.SESSION: utterance.session,
+            })
         return rows, records
 
     def _transcribe(self, item: WorkItem, transcripts_dir: Path | None) -> tuple[list[Utterance], str]:

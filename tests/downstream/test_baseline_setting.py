@@ -186,3 +186,53 @@ def test_a_saved_baseline_is_safetensors_and_json_and_loads_back(downstream, tmp
     saved = [[float(r[f"p_{c}"]) for c in args.classes] for r in read_csv(out / "late_fusion" / "predictions.csv")
              if r["case"] == "LVA"]
     torch.testing.assert_close(probabilities, torch.tensor(saved), atol=1e-5, rtol=0)
+
+
+def egemaps_like_corpus(folder, tokenizer):
+    """The downstream rows with one 88-d acoustic frame per utterance, as the egemaps extractor writes them (a
+    label-dependent shift on four of the functionals)."""
+    import numpy as np
+
+    from memobert.data import schema
+    from memobert.data.corpus import write_shard
+    from tests.support.corpora import DEMO_LABELS, corpus_rows
+
+    rng = np.random.default_rng(0)
+    rows = corpus_rows(tokenizer)
+    for row in rows:
+        functionals = rng.standard_normal((1, 88))
+        functionals[0, DEMO_LABELS.index(row[schema.LABEL])] += 2.0
+        row[schema.ACOUSTIC_FEATS] = functionals.astype(np.float16)
+    write_shard(rows, folder / "shard-00000.parquet", schema.corpus_features(6, 88, 8))
+    return folder
+
+
+@pytest.mark.parametrize("corpus_kind", ["egemaps", "frames"])
+def test_the_egemaps_svm_anchor_chooses_its_svm_on_the_validation_fold(downstream, tokenizer, tmp_path, corpus_kind):
+    """On an egemaps corpus (one 88-d frame per utterance) with the shipped config (pooling mean), and on the frame
+    corpus as the linear probe (pooling mean_std): kernel and C chosen on the validation fold, tested in the A cases."""
+    out = tmp_path / "out"
+    fixture, overrides = dict(downstream), {}
+    if corpus_kind == "egemaps":
+        fixture["corpus"] = egemaps_like_corpus(tmp_path / "egemaps_corpus", tokenizer)
+    else:
+        config = tmp_path / "probe.json"
+        config.write_text(json.dumps({"baseline": "egemaps_svm", "config": {"pooling": "mean_std",
+                                                                            "c_grid": [0.1, 1.0]}}))
+        overrides["baseline_config"] = str(config)
+    run_downstream(tiny_args(fixture, out, setting="baseline", baseline="egemaps_svm", **overrides))
+    run = only_run(out, "egemaps_svm")
+    assert run["selection"].startswith("best validation UAR over kernel x C")
+    grid = [0.01, 0.1, 1.0, 10.0, 100.0] if corpus_kind == "egemaps" else [0.1, 1.0]
+    assert [(p["kernel"], p["C"]) for p in run["search"]] == [(k, c) for k in ("linear", "rbf") for c in grid]
+    best = max(p["validation"]["uar"] for p in run["search"])
+    assert run["selected_validation"]["uar"] == best  # the kept SVM is the best on validation
+    config = run["init"]["config"]
+    assert config["acoustic_dim"] == (88 if corpus_kind == "egemaps" else 5)
+    assert config["pooling"] == ("mean" if corpus_kind == "egemaps" else "mean_std")
+    assert list(run["test"]) == ["A", "LA", "VA", "LVA"]  # audio only
+    for metrics in run["test"].values():
+        assert sum(map(sum, metrics["confusion"])) == run["rows"]["test"]
+    assert run["test"]["A"] == run["test"]["LVA"]  # text and faces never reach it
+    assert len(read_csv(out / "egemaps_svm" / "predictions.csv")) == run["rows"]["test"] * 4
+    assert "| egemaps_svm | A |" in (out / "results.md").read_text()

@@ -1,0 +1,230 @@
+"""The classical speech anchor: openSMILE eGeMAPSv02 functionals + a standardised SVM (Eyben et al., "The Geneva
+Minimalistic Acoustic Parameter Set (GeMAPS) for Voice Research and Affective Computing", IEEE TAC 2016).
+
+- Features: one vector per utterance pooled from the corpus' acoustic frames (`pooling`):
+  `"mean"`: the mean of the real frames. A corpus prepared with the ``egemaps`` acoustic extractor holds one 88-d
+  frame per utterance (the eGeMAPSv02 functionals of the whole utterance), so its mean *is* the functionals: the
+  2016 recipe exactly. `"mean_std"`: [mean ‖ std] of the real frames (population std), the linear-probe anchor on
+  whatever frame features a corpus has (log-mel, Whisper, wav2vec2 ...). The frames are those the processor gives
+  (at most its `max_acoustic_length`).
+- Scaling: scikit-learn `StandardScaler` fitted on the training rows only.
+- Classifier: `SVC` for every kernel in `kernels` (linear, rbf; rbf with gamma "scale") and every C in `c_grid`,
+  each fitted on the training rows; the pair with the best UAR on the validation rows is kept (a strictly better UAR
+  replaces, so the earliest pair in grid order wins a tie: kernels in the order given, C ascending within each).
+  The test rows take no part in the choice. `class_weight` "balanced" (default, the metric is UAR) or None.
+- Modalities: acoustic only; the runner scores it in the cases holding A.
+
+Classical interface (`BASELINES["egemaps_svm"]`, kind "classical", `selects_on_validation`):
+`fit(train_batches, validation_batches)` fits the grid and keeps the best pair (without validation batches it
+fits `default_kernel` / `default_c`), `predict(batches) -> np.ndarray`, `evaluate(batches) -> dict`
+(`classification_metrics`). `search` lists every pair with its validation metrics, `selected` the kept one.
+The same on plain arrays: `EgemapsSVM.fit_features(x_train, y_train, x_validation, y_validation)`,
+`predict_features(x)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..evaluation.metrics import classification_metrics
+from .common import BaselineConfig, make_config
+
+POOLINGS = ("mean", "mean_std")
+KERNELS = ("linear", "rbf")
+
+
+@dataclass
+class EgemapsSVMConfig(BaselineConfig):
+    """acoustic_dim: the frame size (88 for an egemaps corpus). pooling ("mean" | "mean_std"), c_grid, kernels
+    (subset of linear / rbf), class_weight ("balanced" | None), default_kernel / default_c (used when no validation
+    rows are given), max_iter (libsvm's iteration cap, -1: none), seed."""
+
+    modalities: tuple[str, ...] = ("acoustic",)
+    acoustic_dim: int = 88
+    pooling: str = "mean"
+    c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+    kernels: tuple[str, ...] = KERNELS
+    class_weight: str | None = "balanced"
+    default_kernel: str = "rbf"
+    default_c: float = 1.0
+    max_iter: int = -1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.c_grid = tuple(float(c) for c in self.c_grid)
+        self.kernels = tuple(self.kernels)
+        if self.modalities != ("acoustic",):
+            raise ValueError(f"EgemapsSVMConfig.modalities: the system reads acoustic frames only, got "
+                             f"{self.modalities!r}.")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"EgemapsSVMConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}.")
+        if not self.c_grid or any(not c > 0 for c in self.c_grid):
+            raise ValueError(f"EgemapsSVMConfig.c_grid must be a non-empty list of C > 0, got {self.c_grid!r}.")
+        bad = [k for k in (*self.kernels, self.default_kernel) if k not in KERNELS]
+        if bad or not self.kernels:
+            raise ValueError(f"EgemapsSVMConfig.kernels / default_kernel must be among {KERNELS}, got "
+                             f"{self.kernels!r} / {self.default_kernel!r}.")
+        if self.class_weight not in ("balanced", None):
+            raise ValueError(f"EgemapsSVMConfig.class_weight must be 'balanced' or None, got {self.class_weight!r}.")
+        if not self.default_c > 0:
+            raise ValueError(f"EgemapsSVMConfig.default_c must be > 0, got {self.default_c}.")
+
+
+def pool_frames(feats: Any, mask: Any = None, pooling: str = "mean") -> np.ndarray:
+    """`(B, T, D)` frames (+ `(B, T)` mask, 1 = real) -> `(B, D)` mean, or `(B, 2D)` [mean ‖ std] for "mean_std",
+    over each sample's real frames (float64; zeros for a sample without one)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+    x = np.asarray(feats.detach().cpu().numpy() if hasattr(feats, "detach") else feats, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"acoustic frames must be (batch, frames, dim), got shape {x.shape}.")
+    if mask is None:
+        m = np.ones(x.shape[:2])
+    else:
+        m = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask, dtype=np.float64)
+        if m.shape != x.shape[:2]:
+            raise ValueError(f"acoustic mask shape {m.shape} does not match the frames' {x.shape[:2]}.")
+    x = np.where(m[..., None] > 0, np.nan_to_num(x), 0.0)
+    count = np.maximum(m.sum(1, keepdims=True), 1.0)
+    mean = x.sum(1) / count
+    if pooling == "mean":
+        return mean
+    var = (((x - mean[:, None]) ** 2) * m[..., None]).sum(1) / count
+    return np.concatenate([mean, np.sqrt(var)], axis=1)
+
+
+class EgemapsSVM:
+    """StandardScaler (training rows only) + SVC with kernel and C chosen on validation UAR, on feature arrays."""
+
+    def __init__(self, config: EgemapsSVMConfig) -> None:
+        self.config = config
+        self.scaler = None
+        self.classifier = None
+        self.search: list[dict] = []
+        self.selected: dict | None = None
+
+    def _svc(self, kernel: str, c: float):
+        from sklearn.svm import SVC
+
+        return SVC(kernel=kernel, C=c, gamma="scale", class_weight=self.config.class_weight,
+                   max_iter=self.config.max_iter, random_state=self.config.seed)
+
+    def fit_features(self, x_train: np.ndarray, y_train: Sequence[int], x_validation: np.ndarray | None = None,
+                     y_validation: Sequence[int] | None = None) -> EgemapsSVM:
+        """Fits the scaler on `x_train`, one SVC per (kernel, C) on the training rows, keeps the best validation UAR
+        (only the defaults when no validation rows are given)."""
+        from sklearn.preprocessing import StandardScaler
+
+        x_train, y_train = np.asarray(x_train, dtype=np.float64), np.asarray(y_train, dtype=np.int64).reshape(-1)
+        if x_train.ndim != 2 or len(x_train) != len(y_train) or not len(y_train):
+            raise ValueError(f"fit needs (N, D) training features and N labels, got {x_train.shape} and "
+                             f"{y_train.shape}.")
+        if len(np.unique(y_train)) < 2:
+            raise ValueError(f"the training rows hold a single class ({np.unique(y_train).tolist()}): an SVM needs "
+                             "two.")
+        self.scaler = StandardScaler().fit(x_train)
+        train = self.scaler.transform(x_train)
+        self.search, self.selected, self.classifier = [], None, None
+        have_validation = x_validation is not None and y_validation is not None and len(y_validation) > 0
+        grid = ([(k, c) for k in self.config.kernels for c in sorted(self.config.c_grid)] if have_validation
+                else [(self.config.default_kernel, self.config.default_c)])
+        if have_validation:
+            validation = self.scaler.transform(np.asarray(x_validation, dtype=np.float64))
+            y_validation = np.asarray(y_validation, dtype=np.int64).reshape(-1)
+        best = -np.inf
+        for kernel, c in grid:
+            classifier = self._svc(kernel, c).fit(train, y_train)
+            point: dict[str, Any] = {"kernel": kernel, "C": c}
+            if have_validation:
+                point["validation"] = classification_metrics(y_validation, classifier.predict(validation),
+                                                             self.config.num_classes)
+            self.search.append(point)
+            score = point["validation"]["uar"] if have_validation else 0.0
+            if score > best:  # strictly better: the earliest pair wins a tie
+                best, self.classifier, self.selected = score, classifier, point
+        return self
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        if self.classifier is None:
+            raise RuntimeError("EgemapsSVM.predict before fit.")
+        return self.classifier.predict(self.scaler.transform(np.asarray(x, dtype=np.float64)))
+
+
+class EgemapsSVMBaseline:
+    """The anchor on corpus batches (`BASELINES["egemaps_svm"]`, classical interface): batches are dicts with
+    `acoustic_feats` `(B, T, D)`, `acoustic_mask` `(B, T)` and `labels` `(B,)`."""
+
+    kind = "classical"
+
+    def __init__(self, config: EgemapsSVMConfig) -> None:
+        self.config = config
+        self.model = EgemapsSVM(config)
+
+    @property
+    def search(self) -> list[dict]:
+        return self.model.search
+
+    @property
+    def selected(self) -> dict | None:
+        return self.model.selected
+
+    def features(self, batches: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`(N, D)` or `(N, 2D)` pooled features, `(N,)` labels or None)."""
+        feats, labels = [], []
+        for batch in batches:
+            if batch.get("acoustic_feats") is None:
+                raise ValueError("EgemapsSVMBaseline needs 'acoustic_feats' in every batch.")
+            pooled = pool_frames(batch["acoustic_feats"], batch.get("acoustic_mask"), self.config.pooling)
+            if pooled.shape[1] != self.config.acoustic_dim * (1 if self.config.pooling == "mean" else 2):
+                raise ValueError(f"acoustic frames of size {batch['acoustic_feats'].shape[-1]}, but acoustic_dim is "
+                                 f"{self.config.acoustic_dim}.")
+            feats.append(pooled)
+            if batch.get("labels") is not None:
+                labels.append(np.asarray(batch["labels"]).reshape(-1))
+        if not feats:
+            raise ValueError("EgemapsSVMBaseline got no batches.")
+        return np.concatenate(feats), (np.concatenate(labels) if labels else None)
+
+    def fit(self, batches: Sequence[Mapping[str, Any]],
+            validation_batches: Sequence[Mapping[str, Any]] | None = None) -> EgemapsSVMBaseline:
+        x, y = self.features(batches)
+        if y is None:
+            raise ValueError("EgemapsSVMBaseline.fit needs 'labels' in the batches.")
+        xv = yv = None
+        if validation_batches:
+            xv, yv = self.features(validation_batches)
+            if yv is None:
+                raise ValueError("EgemapsSVMBaseline.fit needs 'labels' in the validation batches.")
+        self.model.fit_features(x, y, xv, yv)
+        return self
+
+    def predict(self, batches: Iterable[Mapping[str, Any]]) -> np.ndarray:
+        return self.model.predict_features(self.features(batches)[0])
+
+    def evaluate(self, batches: Sequence[Mapping[str, Any]]) -> dict:
+        x, y = self.features(batches)
+        if y is None:
+            raise ValueError("EgemapsSVMBaseline.evaluate needs 'labels' in the batches.")
+        return classification_metrics(y, self.model.predict_features(x), self.config.num_classes)
+
+    def selection_note(self) -> str:
+        """How the kept SVM was chosen (for the run record)."""
+        if self.selected is None:
+            return "not fitted"
+        pair = f"kernel {self.selected['kernel']}, C {self.selected['C']:g}"
+        if "validation" not in self.selected:
+            return f"none (no validation rows: the defaults, {pair})"
+        return (f"best validation UAR over kernel x C ({len(self.search)} SVMs fitted on the training rows): {pair}")
+
+
+def build_egemaps_svm(config: EgemapsSVMConfig | dict | None = None, **overrides: Any) -> EgemapsSVMBaseline:
+    """`EgemapsSVMBaseline` from an `EgemapsSVMConfig`, a mapping or None (defaults), with keyword overrides."""
+    return EgemapsSVMBaseline(make_config(EgemapsSVMConfig, config, **overrides))
+
+
+__all__ = ["EgemapsSVMConfig", "EgemapsSVM", "EgemapsSVMBaseline", "build_egemaps_svm", "pool_frames"]
