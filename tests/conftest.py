@@ -1,5 +1,6 @@
 """Shared fixtures: the real MiniLM BERT shipped by a pip package, tiny random configs, the demo media and the pipeline
-that keeps every utterance (built once per session), and the FER+ release fixture.
+that keeps every utterance (built once per session), the FER+ release fixture, and RAVDESS, CREMA-D, MELD and EmoDB
+releases with generated media (tests/support/real_releases.py; read-only).
 
 Thread policy, set here once for the whole session: torch runs on one intra-op thread, and the processes the tests
 start inherit OMP_NUM_THREADS=1 (unless the environment sets it). Test modules never call `torch.set_num_threads`.
@@ -92,3 +93,31 @@ def talk(tmp_path_factory):
     seconds = len(audio) / RATE
     path = tmp_path_factory.mktemp("talk") / "talk.mp4"
     return write_media(path, frames=[frame] * int(seconds * 5), fps=5.0, audio=audio, sample_rate=RATE)
+
+
+@pytest.fixture(scope="session")
+def ravdess_root(tmp_path_factory):
+    from tests.support.real_releases import write_ravdess
+
+    return write_ravdess(tmp_path_factory.mktemp("ravdess"))
+
+
+@pytest.fixture(scope="session")
+def crema_d_root(tmp_path_factory):
+    from tests.support.real_releases import write_crema_d
+
+    return write_crema_d(tmp_path_factory.mktemp("crema_d"))
+
+
+@pytest.fixture(scope="session")
+def meld_root(tmp_path_factory):
+    from tests.support.real_releases import write_meld
+
+    return write_meld(tmp_path_factory.mktemp("meld") / "MELD.Raw")
+
+
+@pytest.fixture(scope="session")
+def emodb_root(tmp_path_factory):
+    from tests.support.real_releases import write_emodb
+
+    return write_emodb(tmp_path_factory.mktemp("emodb"))

@@ -25,7 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .iemocap import read_text
-from .labels import CREMA_D_CODES, CREMA_D_VOTES, EMOTION_CLASSES, EmotionLabels, LabeledCorpus
+from .labels import (
+    CREMA_D_CODES,
+    CREMA_D_VOTES,
+    EMOTION_CLASSES,
+    EmotionLabels,
+    LabeledCorpus,
+)
 from .msp_improv import wav_duration
 
 SENTENCES = {

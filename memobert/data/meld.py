@@ -31,9 +31,24 @@ CLIP_DIRS = {"train": "train_splits", "dev": "dev_splits_complete", "test": "out
 COLUMNS = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID", "Season",
            "Episode", "StartTime", "EndTime")
 _TIME = re.compile(r"^(\d+):(\d\d):(\d\d)[,.](\d{1,3})$")
-# Windows-1252 punctuation as C1 control characters (bytes read as latin-1), and its UTF-8 read as cp1252.
+# Windows-1252 punctuation as C1 control characters (its bytes read as latin-1), and UTF-8 read as Windows-1252
+# ("â€™" for "’"; an undefined byte such as 0x9d kept as that control character).
 _C1 = {chr(b): bytes([b]).decode("cp1252") for b in (0x85, 0x91, 0x92, 0x93, 0x94, 0x96, 0x97)}
-_MOJIBAKE = re.compile("(?:\u00e2\u20ac[\u2122\u02dc\u0153\u009d\u201c\u201d\u00a6\u2018\u2019]|\u00c3[\u0080-\u00bf])")
+
+
+def _as_cp1252(data: bytes) -> str:
+    out = []
+    for b in data:
+        try:
+            out.append(bytes([b]).decode("cp1252"))
+        except UnicodeDecodeError:
+            out.append(chr(b))
+    return "".join(out)
+
+
+_MOJIBAKE = {_as_cp1252(c.encode("utf-8")): c
+             for c in "’‘“”–—…éèàóíñü"}
+_MOJIBAKE_RE = re.compile("|".join(re.escape(k) for k in sorted(_MOJIBAKE, key=len, reverse=True)))
 
 
 @dataclass
@@ -67,11 +82,7 @@ class MeldCorpus(LabeledCorpus):
 def repair_text(text: str) -> str:
     """Typographic quotes as the writer meant them: Windows-1252 bytes read as latin-1 (`\\x92`) and UTF-8 read as
     Windows-1252 (`â€™`) are decoded again; other text is unchanged. Whitespace runs become one space."""
-    if _MOJIBAKE.search(text):
-        try:
-            text = text.encode("cp1252").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            pass
+    text = _MOJIBAKE_RE.sub(lambda match: _MOJIBAKE[match.group(0)], text)
     text = "".join(_C1.get(c, c) for c in text)
     return " ".join(text.split())
 

@@ -150,8 +150,8 @@ class WorkItem:
     audio: dict[str, str] = field(default_factory=dict)
     # Per utterance id: "left" or "right": only that half of the frames is searched for the speaker's face.
     face_side: dict[str, str] = field(default_factory=dict)
-    # No media to read (`video` names the file that is absent): every utterance becomes a text-only row (zero visual
-    # and acoustic frames), e.g. a release's transcript rows whose clips are missing.
+    # No media to read (each utterance's `source` names its absent file): every utterance becomes a text-only row (zero
+    # visual and acoustic frames), e.g. a release's transcript rows whose clips are missing.
     text_only: bool = False
 
 
@@ -374,7 +374,7 @@ class Pipeline:
         rows = []
         for utterance, (ids, words) in zip(utterances, pieces):
             record = self._record(item, utterance.utterance_id, utterance.source, utterance.start, utterance.end, "ok",
-                                  f"text only: {Path(item.video).name} not found")
+                                  f"text only: {Path(utterance.source).name} not found")
             record["seconds_text"] = per_text
             records.append(record)
             rows.append({

@@ -144,7 +144,8 @@ def msp_improv_work_items(corpus: MspImprovCorpus, face: str = "active_speaker")
 
 def _whole_file_item(media: str, record, session: str = "", audio: str | None = None) -> WorkItem:
     """One item of one whole-file utterance: `media` [0, end], audio from `audio` when given."""
-    utterance = Utterance(Path(media).name, record.utterance_id, 0, 0.0, _media_end(record.end, audio or media),
+    utterance = Utterance(Path(media).name, record.utterance_id, 0, 0.0,
+                          _media_end(getattr(record, "end", None), audio or media),
                           record.text, record.speaker, record.label, session)
     return WorkItem(item_id_for(media), media, [utterance], audio={record.utterance_id: audio} if audio else {})
 

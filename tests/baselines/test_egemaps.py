@@ -14,11 +14,13 @@ DIM = 88
 
 
 def separable(n_per_class=12, classes=4, dim=DIM, seed=0, offset=0.0):
-    """(N, dim) features whose class is a +6 shift on feature `class` (plus noise), and the labels."""
+    """(N, dim) features whose class is a +6 shift on features 10·class .. 10·class + 9 (plus unit noise on all),
+    and the labels: separable by a wide margin."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(classes), n_per_class)
     x = rng.standard_normal((len(y), dim)) + offset
-    x[np.arange(len(y)), y] += 6.0
+    for k in range(10):
+        x[np.arange(len(y)), 10 * y + k] += 6.0
     return x, y
 
 

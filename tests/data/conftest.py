@@ -1,5 +1,6 @@
 """Fixtures of the dataset reader tests: tiny IEMOCAP and MSP-IMPROV releases in their real layouts, written once per
-session (read-only: a test that changes a release writes its own copy)."""
+session (read-only: a test that changes a release writes its own copy). The RAVDESS, CREMA-D, MELD and EmoDB ones
+are in tests/conftest.py (the preprocessing tests use them too)."""
 
 from pathlib import Path
 
@@ -32,3 +33,4 @@ def msp(msp_root):
     from memobert.data.msp_improv import load_msp_improv
 
     return load_msp_improv(msp_root)
+

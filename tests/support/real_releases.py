@@ -16,16 +16,17 @@ from tests.support.media import tone, write_pcm_wav
 
 RATE = 16000
 SECONDS = 0.6
-FPS = 10.0
+FPS = 25.0
 
 
 def face_frames(seconds: float = SECONDS, fps: float = FPS, mouth: bool = True) -> list[np.ndarray]:
-    """Frames of the demo face (a real photo) on a dark 240 x 200 frame, its mouth opening and closing."""
+    """Frames of the demo face (a real photo) on a dark 240 x 200 frame, its mouth opening and closing 4 times a
+    second."""
     from memobert.demo.media import demo_face
 
     frames = []
-    for k in range(int(round(seconds * fps))):
-        face = demo_face(mouth_open=(0.8 if k % 2 else 0.0) if mouth else 0.0)
+    for k in range(round(seconds * fps)):
+        face = demo_face(mouth_open=float(0.5 - 0.5 * np.cos(2 * np.pi * 4 * k / fps)) if mouth else 0.0)
         frame = np.full((200, 240, 3), 30, np.uint8)
         frame[15:15 + face.shape[0], 37:37 + face.shape[1]] = face
         frames.append(frame)
@@ -39,6 +40,36 @@ def write_clip(path: Path, audio: bool = True, video: bool = True, seconds: floa
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_media(path, frames=face_frames(seconds) if video else None, fps=FPS,
                        audio=tone(seconds, RATE, 220.0) if audio else None, sample_rate=RATE)
+
+
+def write_flash_clip(path: Path, seconds: float = SECONDS, rate: int = 22050) -> Path:
+    """A Flash video as CREMA-D's `VideoFlash/` holds them: an FLV of the face (Sorenson Spark, the FLV1 codec; the
+    release's is VP6, which FFmpeg decodes but cannot write) and a tone (MP3, mono)."""
+    from fractions import Fraction
+
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = face_frames(seconds)
+    sound = tone(seconds, rate, 220.0)
+    with av.open(str(path), "w", format="flv") as container:
+        video = container.add_stream("flv", rate=Fraction(FPS).limit_denominator(1001))
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        video.codec_context.thread_count = 1
+        audio = container.add_stream("libmp3lame", rate=rate, layout="mono")
+        for frame in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode(None))
+        block = audio.codec_context.frame_size or 1152
+        for start in range(0, len(sound), block):
+            chunk = np.zeros((1, block), np.float32)
+            part = sound[start:start + block]
+            chunk[0, :len(part)] = part
+            samples = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = rate, start
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    return path
 
 
 def write_tone_wav(path: Path, seconds: float = SECONDS, rate: int = RATE) -> Path:
@@ -100,7 +131,7 @@ def write_crema_d(root: Path) -> Path:
         if wav:
             write_tone_wav(root / "AudioWAV" / f"{name}.wav")
         if flv:
-            write_clip(root / "VideoFlash" / f"{name}.flv")
+            write_flash_clip(root / "VideoFlash" / f"{name}.flv")
         if votes is not None:
             row += 1
             levels = [":".join("55.5" for _ in v.split(":")) for v in votes]

@@ -1,0 +1,146 @@
+"""MEmoBERT and its anchors on real corpora: `memobert prepare` + the downstream runner, one table per corpus.
+
+Corpora (found under `--data`, e.g. ../shared/real, whose README gives their sources and licences; they are not part
+of the project and are never copied into it):
+- EmoDB (`emodb/`: real German acted speech, 10 speakers, leave-one-speaker-out): speech-only. Rows: the MEmoBERT
+  settings on the audio (case A), the eGeMAPS + SVM anchor (openSMILE functionals, C and kernel chosen on the
+  validation speaker) and the linear probe (mean + std of the very acoustic frames MEmoBERT gets, same SVM search).
+- MELD (`meld/MELD/`: real dialogue text, official split, dev = validation): text-only. Rows: the MEmoBERT settings on
+  the text (case L). (The frozen-MiniLM + logistic-regression anchor of issue 14 is not written yet.)
+
+Each corpus is prepared once into `--work` (resumable; a rerun reuses it). Figures: WA / UAR / macro-F1, mean ± std
+over folds x seeds, from each run's results.json. Without `--data` (or with a folder lacking a corpus) the script
+says what it did not find and exits 0.
+
+    .venv/bin/python benchmarks/real_data.py --data ../shared/real                    # 3 seeds, every fold
+    .venv/bin/python benchmarks/real_data.py --data ../shared/real --quick            # 1 seed, 3 folds, 60 updates
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MEMOBERT_SETTINGS = ("direct", "bert_direct", "finetune", "prompt")
+
+
+def prepare(name: str, root: Path, out: Path, acoustic: str) -> Path:
+    """The corpus of release `name` at `root`, made once into `out` with the given acoustic extractor."""
+    from memobert.preprocessing import releases
+    from memobert.preprocessing.pipeline import PipelineConfig
+
+    config = PipelineConfig.keep_every_utterance(acoustic_extractor=acoustic, transcribe="never")
+    build = {"emodb": releases.build_emodb_corpus, "meld": releases.build_meld_corpus}[name]
+    started = time.perf_counter()
+    summary = build(root, out, config, progress=True)
+    print(f"  prepared {name} ({acoustic}) -> {out}: {summary.get('rows', '?')} rows, "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    return out
+
+
+def run(corpus: Path, out: Path, setting: str, folds: str, cases: list[str], seeds: list[int], max_steps: int,
+        only_folds: list[int] | None, pretrained: str | None, **extra) -> dict:
+    """One runner call into its own folder; the summary entry of its modality case `cases[0]` (results.json)."""
+    from memobert.downstream import DownstreamArguments, run_downstream
+
+    args = DownstreamArguments(
+        setting=setting, corpus=str(corpus), folds=folds, seeds=seeds, max_steps=max_steps, only_folds=only_folds,
+        modality_cases=cases, output_dir=str(out), pretrained_model=pretrained, bert="minilm",
+        eval_steps=max(10, max_steps // 6), warmup_steps=max(1, max_steps // 10), progress_bar=False, **extra,
+    )
+    run_downstream(args)
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    return next(entry for entry in summary if entry["modalities"] == cases[0])
+
+
+def summarise(entry: dict, label: str) -> str:
+    """A table row: mean ± std over folds x seeds of WA / UAR / macro-F1 (%)."""
+    cells = [f"{100 * entry[f'{m}_mean']:.1f} ± {100 * (entry[f'{m}_std'] or 0):.1f}" for m in ("wa", "uar", "f1")]
+    return f"| {label} | {entry['modalities']} | " + " | ".join(cells) + f" | {entry['n']} |"
+
+
+def main() -> None:
+    from memobert.command_line import CommandLineParser
+
+    parser = CommandLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help="folder of the real recordings (../shared/real)")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "memobert" / "real",
+                        help="where the prepared corpora and the runs go (reused by a rerun)")
+    parser.add_argument("--corpora", nargs="+", choices=("emodb", "meld"), default=["emodb", "meld"],
+                        help="which corpora to run (emodb meld)")
+    parser.add_argument("--settings", nargs="+", choices=MEMOBERT_SETTINGS, default=list(MEMOBERT_SETTINGS),
+                        help="MEmoBERT settings to run beside the anchors")
+    parser.add_argument("--pretrained-model", default=str(REPO / "outputs" / "pretrain-demo"),
+                        help="pretrained MEmoBERT for finetune/prompt (default: make demo's); absent: they are skipped")
+    parser.add_argument("--acoustic-extractor", default="log_mel",
+                        help="acoustic features of the EmoDB corpus MEmoBERT and the linear probe get (log_mel)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds per fold (1 2 3)")
+    parser.add_argument("--max-steps", type=int, default=120, help="updates per MEmoBERT run (120)")
+    parser.add_argument("--quick", action="store_true", help="1 seed, the first 3 folds, 60 updates")
+    parser.add_argument("--output", type=Path, default=None, help="also write the tables to this Markdown file")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.max_steps = args.seeds[:1], 60
+    only_folds = [1, 2, 3] if args.quick else None
+    if args.data is None or not args.data.is_dir():
+        print(f"No real data: --data {args.data} is not a folder. This benchmark needs the real recordings "
+              "(e.g. ../shared/real, not part of the project); nothing was run.")
+        return
+    pretrained = args.pretrained_model if Path(args.pretrained_model, "config.json").is_file() else None
+    report = [f"# Real corpora ({'quick: 1 seed, folds 1-3, ' if args.quick else ''}{args.max_steps} updates per "
+              f"MEmoBERT run, seeds {args.seeds})", ""]
+    if pretrained is None:
+        report.append(f"No pretrained model at {args.pretrained_model} (run `make demo`): finetune and prompt skipped.")
+    settings = [s for s in args.settings if pretrained or s in ("direct", "bert_direct")]
+    header = ["| system | case | WA | UAR | macro-F1 | runs |", "|---|---|---|---|---|---|"]
+
+    if "emodb" in args.corpora:
+        root = args.data / "emodb"
+        if not root.is_dir():
+            report.append(f"EmoDB: {root} not found, skipped.")
+        else:
+            work = args.work / "emodb"
+            frames = prepare("emodb", root, work / f"corpus-{args.acoustic_extractor.replace(':', '_')}",
+                             args.acoustic_extractor)
+            functionals = prepare("emodb", root, work / "corpus-egemaps", "egemaps")
+            folds = "leave_one_speaker_out"
+            lines = [f"## EmoDB (real speech, 10 speakers, {folds}; acoustic features {args.acoustic_extractor})", "",
+                     *header]
+            anchors = {"eGeMAPS + SVM": (functionals, "mean"), f"linear probe (mean + std of {args.acoustic_extractor},"
+                       " SVM)": (frames, "mean_std")}
+            for label, (corpus, pooling) in anchors.items():
+                config = work / f"egemaps_svm_{pooling}.json"
+                config.write_text(json.dumps({"baseline": "egemaps_svm", "config": {"pooling": pooling}}))
+                entry = run(corpus, work / "runs" / f"anchor_{pooling}", "baseline", folds, ["A"], args.seeds[:1], 1,
+                            only_folds, None, baseline="egemaps_svm", baseline_config=str(config))
+                lines.append(summarise(entry, label))
+            for setting in settings:
+                entry = run(frames, work / "runs" / setting, setting, folds, ["A"], args.seeds, args.max_steps,
+                            only_folds, pretrained)
+                lines.append(summarise(entry, f"MEmoBERT {setting}"))
+            report += ["", *lines]
+    if "meld" in args.corpora:
+        root = args.data / "meld" / "MELD"
+        if not root.is_dir():
+            report.append(f"MELD: {root} not found, skipped.")
+        else:
+            work = args.work / "meld"
+            corpus = prepare("meld", root, work / "corpus", "log_mel")
+            lines = ["## MELD (real dialogue text, official split: dev = validation; 4 classes)", "", *header]
+            for setting in settings:
+                entry = run(corpus, work / "runs" / setting, setting, "official_split", ["L"], args.seeds,
+                            args.max_steps, None, pretrained)
+                lines.append(summarise(entry, f"MEmoBERT {setting}"))
+            report += ["", *lines]
+    text = "\n".join(report) + "\n"
+    print(text)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
