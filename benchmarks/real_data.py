@@ -36,7 +36,7 @@ def prepare(name: str, root: Path, out: Path, acoustic: str) -> Path:
     config = PipelineConfig.keep_every_utterance(acoustic_extractor=acoustic, transcribe="never")
     build = {"emodb": releases.build_emodb_corpus, "meld": releases.build_meld_corpus}[name]
     started = time.perf_counter()
-    summary = build(root, out, config, progress=True)
+    summary = build(root, out, config, progress=False)
     print(f"  prepared {name} ({acoustic}) -> {out}: {summary.get('rows', '?')} rows, "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     return out
