@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import re
-import wave
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from .labels import (
     EmotionLabels,
     LabeledCorpus,
 )
-from .msp_improv import wav_duration
+from .msp_improv import wav_duration_or_note
 
 SENTENCES = {
     "IEO": "It's eleven o'clock",
@@ -201,12 +200,7 @@ def load_crema_d(
             dropped[emotion] = dropped.get(emotion, 0) + 1
             continue
         wav, video = media[name].get("wav"), media[name].get("video")
-        end = None
-        if wav is not None:
-            try:
-                end = wav_duration(wav)
-            except (wave.Error, EOFError) as error:
-                skipped.append(f"{wav}: not a readable PCM WAV ({error}); its duration is taken from the media")
+        end = wav_duration_or_note(wav, skipped)
         person = people.get(info["actor"], {})
         sex = (person.get("Sex") or "").strip()
         records.append(CremaDRecord(

@@ -189,6 +189,18 @@ def wav_duration(path: str | os.PathLike) -> float:
         return handle.getnframes() / float(handle.getframerate())
 
 
+def wav_duration_or_note(path: str | os.PathLike | None, notes: list[str]) -> float | None:
+    """`wav_duration`, or None (with a note appended: the duration then comes from the media) when `path` is None or
+    not a readable PCM WAV."""
+    if path is None:
+        return None
+    try:
+        return wav_duration(path)
+    except (wave.Error, EOFError) as error:
+        notes.append(f"{path}: not a readable PCM WAV ({error}); its duration is taken from the media")
+        return None
+
+
 def load_msp_improv(
     root: str | os.PathLike,
     classes: Sequence[str] = EMOTION_CLASSES,

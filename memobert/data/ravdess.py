@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import os
 import re
-import wave
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .labels import EMOTION_CLASSES, RAVDESS_CODES, EmotionLabels, LabeledCorpus
-from .msp_improv import wav_duration
+from .msp_improv import wav_duration_or_note
 
 MODALITIES = {"01": "audio_visual", "02": "video_only", "03": "audio_only"}
 CHANNELS = {"01": "speech", "02": "song"}
@@ -149,12 +148,7 @@ def load_ravdess(
         wav = found.get("audio_only")
         if kind == "video_only" and wav is None:
             skipped.append(f"{found[kind]}: video only and no wav of {utt}: its rows will have no sound")
-        end = None
-        if wav is not None:
-            try:
-                end = wav_duration(wav)
-            except (wave.Error, EOFError) as error:
-                skipped.append(f"{wav}: not a readable PCM WAV ({error}); its duration is taken from the media")
+        end = wav_duration_or_note(wav, skipped)
         records.append(RavdessRecord(
             utterance_id=utt, speaker=info["speaker"], actor=info["actor"], gender=info["gender"], label=label,
             label_code=info["emotion_code"], intensity=info["intensity"], statement=info["statement"],
