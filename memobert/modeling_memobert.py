@@ -464,7 +464,8 @@ class MEmoBertPreTrainingHead(nn.Module):
     def forward(
         self, model: MEmoBertForPreTraining, outputs: MEmoBertModelOutput, inputs: dict[str, torch.Tensor | None]
     ) -> MEmoBertPreTrainingHeadOutput:
-        raise NotImplementedError
+        """The head's loss and predictions (every subclass defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward(model, outputs, inputs)")
 
     def init_weights(self, config: MEmoBertConfig) -> None:
         """Initialise the head's own parameters (nothing by default)."""

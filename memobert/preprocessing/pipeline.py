@@ -317,10 +317,10 @@ class Pipeline:
         asr_note = ""
         try:
             utterances = item.utterances
-            if utterances is None or self.config.transcribe == "always":
+            if self.config.transcribe == "always":
+                utterances, asr_note = self._transcribe(item, transcripts_dir)
+            elif utterances is None:
                 try:
-                    if self.config.transcribe == "always":
-                        raise NoTranscriptError(item.video, "transcribe=always")
                     transcript = read_video_transcript(item.video, min_duration=None)
                     utterances = transcript.utterances
                     records += [self._record(item, s.item, "", math.nan, math.nan, "skipped", s.reason)

@@ -3,6 +3,7 @@ SRT beside the corpus (a rerun reads that file, so a corrected transcript is use
 video too. Real speech: `beckett.wav` of the moonshine-voice wheel (a dev dependency) under a real face photo."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,16 @@ def test_transcribe_never_keeps_the_old_error(talk):
     assert "has no embedded subtitle stream" in records[0]["reason"] and "--transcribe" in records[0]["reason"]
     with pytest.raises(ValueError, match="transcribe must be auto, always or never"):
         PipelineConfig(transcribe="sometimes").validate()
+
+
+def test_transcribe_always_ignores_the_sidecar_subtitles(talk, tmp_path):
+    import shutil
+
+    from memobert.demo.corpus import DEMO_MEDIA
+
+    video = Path(shutil.copy(talk, tmp_path / "talk.mp4"))
+    write_srt([Utterance(str(video), "wrong_0", 0, 1.0, 6.0, "a transcript that is wrong")], video.with_suffix(".srt"))
+    always = Pipeline(PipelineConfig.keep_every_utterance(transcribe="always", **DEMO_MEDIA))
+    rows, records = always.process(WorkItem("talk", str(video)))
+    assert rows and all(r["status"] == "ok" and r["reason"].startswith("text by ASR") for r in records)
+    assert word_error_rate(BECKETT, " ".join(row["text"] for row in rows)) <= 0.15
