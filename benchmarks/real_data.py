@@ -80,6 +80,13 @@ def main() -> None:
                         help="acoustic features of the EmoDB corpus MEmoBERT and the linear probe get (log_mel)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds per fold (1 2 3)")
     parser.add_argument("--max-steps", type=int, default=120, help="updates per MEmoBERT run (120)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="peak learning rate of the MEmoBERT runs (default: each setting's paper value)")
+    parser.add_argument("--modality-dropout", type=float, default=0.5,
+                        help="the runner's modality_dropout: share of training batches built in a sub-case of the "
+                             "corpus' modalities (0.5; 0 = the paper's recipe: every batch holds every modality)")
+    parser.add_argument("--classifier-pooling", choices=("cls", "mean"), default="mean",
+                        help="what the direct/bert_direct/finetune classifier reads (mean; cls = BERT's [CLS])")
     parser.add_argument("--quick", action="store_true", help="1 seed, the first 3 folds, 60 updates")
     parser.add_argument("--output", type=Path, default=None, help="also write the tables to this Markdown file")
     args = parser.parse_args()
@@ -96,6 +103,10 @@ def main() -> None:
     if pretrained is None:
         report.append(f"No pretrained model at {args.pretrained_model} (run `make demo`): finetune and prompt skipped.")
     settings = [s for s in args.settings if pretrained or s in ("direct", "bert_direct")]
+    recipe = {"modality_dropout": args.modality_dropout, "classifier_pooling": args.classifier_pooling}
+    if args.learning_rate:
+        recipe["learning_rate"] = args.learning_rate
+    report.append(f"MEmoBERT recipe: {recipe}.")
     header = ["| system | case | WA | UAR | macro-F1 | runs |", "|---|---|---|---|---|---|"]
 
     if "emodb" in args.corpora:
@@ -120,7 +131,7 @@ def main() -> None:
                 lines.append(summarise(entry, label))
             for setting in settings:
                 entry = run(frames, work / "runs" / setting, setting, folds, ["A"], args.seeds, args.max_steps,
-                            only_folds, pretrained)
+                            only_folds, pretrained, **recipe)
                 lines.append(summarise(entry, f"MEmoBERT {setting}"))
             report += ["", *lines]
     if "meld" in args.corpora:
@@ -133,7 +144,7 @@ def main() -> None:
             lines = ["## MELD (real dialogue text, official split: dev = validation; 4 classes)", "", *header]
             for setting in settings:
                 entry = run(corpus, work / "runs" / setting, setting, "official_split", ["L"], args.seeds,
-                            args.max_steps, None, pretrained)
+                            args.max_steps, None, pretrained, **recipe)
                 lines.append(summarise(entry, f"MEmoBERT {setting}"))
             report += ["", *lines]
     text = "\n".join(report) + "\n"

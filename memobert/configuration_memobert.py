@@ -37,6 +37,9 @@ class MEmoBertConfig(PreTrainedConfig):
             logits only; `"vocabulary"` trains the [MASK] over the whole vocabulary, as the paper's code did.
         mask_token_id (`int`, defaults to 103): id of `[MASK]` (bert-base-uncased's).
         classifier_dropout (`float`, *optional*): dropout of the classification head (defaults to hidden dropout).
+        classifier_pooling (`str`, defaults to `"cls"`): what the pooler reads: `"cls"` the [CLS] state (BERT's), or
+            `"mean"` the mean of the last hidden states over every real position of every modality (as speech
+            classifiers pool frames: the mean of the frames' own states reaches the head directly).
         dropout_implementation (`str`, defaults to `"auto"`): `"auto"` draws dropout masks on the CPU from 16-bit
             uniforms (about 3x cheaper than torch's per-element draws; see `memobert.kernels.cpu_keep_mask`) and uses
             torch's dropout elsewhere; `"torch"` uses `torch.nn.functional.dropout` everywhere.
@@ -74,6 +77,7 @@ class MEmoBertConfig(PreTrainedConfig):
     prompt_loss: str = "label_words"
     mask_token_id: int = 103
     classifier_dropout: float | None = None
+    classifier_pooling: str = "cls"
     dropout_implementation: str = "auto"
 
     def __post_init__(self, **kwargs):
@@ -96,6 +100,8 @@ class MEmoBertConfig(PreTrainedConfig):
                 f"prompt_template {self.prompt_template!r} must contain '{{text}}' and '{{mask}}', "
                 "e.g. '{text} i am {mask} .'."
             )
+        if self.classifier_pooling not in ("cls", "mean"):
+            raise ValueError(f"classifier_pooling must be 'cls' or 'mean', got {self.classifier_pooling!r}.")
         if self.prompt_loss not in ("label_words", "vocabulary"):
             raise ValueError(f"prompt_loss must be 'label_words' or 'vocabulary', got {self.prompt_loss!r}.")
         if self.dropout_implementation not in ("auto", "torch"):

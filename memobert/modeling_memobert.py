@@ -341,18 +341,22 @@ class MEmoBertEncoder(nn.Module):
 
 # Copied from transformers.models.bert.modeling_bert.BertPooler with Bert->MEmoBert
 class MEmoBertPooler(nn.Module):
+    """BERT's pooler (dense -> tanh) over the [CLS] state, or over the mean of every real position's state
+    (`config.classifier_pooling = "mean"`)."""
+
     def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
+        self.mean = getattr(config, "classifier_pooling", "cls") == "mean"
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        # We "pool" the model by simply taking the hidden state corresponding
-        # to the first token.
-        first_token_tensor = hidden_states[:, 0]
-        pooled_output = self.dense(first_token_tensor)
-        pooled_output = self.activation(pooled_output)
-        return pooled_output
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mean and mask is not None:
+            weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+            pooled = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        else:
+            pooled = hidden_states[:, 0]
+        return self.activation(self.dense(pooled))
 
 
 def squeeze_padding(
@@ -644,7 +648,7 @@ class MEmoBertModel(MEmoBertPreTrainedModel):
             all_hidden_states = tuple(
                 unsqueeze_padding(h, gather_index, embedding_output.shape[1]) for h in all_hidden_states
             )
-        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        pooled_output = self.pooler(sequence_output, full_mask) if self.pooler is not None else None
 
         parts = iter(torch.split(sequence_output, lengths, dim=1))
         text_hidden = next(parts) if input_ids is not None else None

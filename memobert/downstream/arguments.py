@@ -122,6 +122,17 @@ class DownstreamArguments(OptimizerArguments):
     learning_rate: float | None = field(
         default=None, metadata={"help": "peak learning rate (default: prompt 3e-5, the other settings 5e-5)"}
     )
+    embedder_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "peak learning rate of the visual/acoustic frame embedders and the classification head, "
+                          "the parts that meet the corpus' own features (default: learning_rate; a text BERT body "
+                          "wants a small rate, new projections a larger one)"},
+    )
+    classifier_pooling: str = field(
+        default="cls",
+        metadata={"help": "direct/bert_direct/finetune: what the classifier reads: cls (the [CLS] state) or mean (the "
+                          "mean state over every real text, face and acoustic position)"},
+    )
     warmup_steps: int = field(default=100, metadata={"help": "linear warm-up updates, then linear decay to 0"})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "utterances per update per process"})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "utterances per evaluation batch"})
@@ -134,6 +145,13 @@ class DownstreamArguments(OptimizerArguments):
     early_stopping_patience: int = field(
         default=10,
         metadata={"help": "stop after this many validation evaluations without a better UAR (0: never stop early)"},
+    )
+    modality_dropout: float = field(
+        default=0.0,
+        metadata={"help": "probability that a training batch leaves modalities out: it is then built in one of the "
+                          "non-empty proper subsets of the corpus' modalities (uniformly), so the model learns to "
+                          "predict from each modality alone and from each pair, as it is tested (0: every batch "
+                          "holds every modality; the model then leans on the easiest cue)"},
     )
     modality_cases: list[str] = field(
         default_factory=lambda: list(MODALITY_CASES),
@@ -208,6 +226,12 @@ class DownstreamArguments(OptimizerArguments):
             problems.append("seeds is empty (give at least one seed)")
         elif len(set(self.seeds)) != len(self.seeds):
             problems.append(f"seeds {self.seeds} repeat a seed")
+        if self.embedder_learning_rate is not None and not self.embedder_learning_rate > 0:
+            problems.append(f"embedder_learning_rate must be > 0, got {self.embedder_learning_rate}")
+        if self.classifier_pooling not in ("cls", "mean"):
+            problems.append(f"classifier_pooling must be cls or mean, got {self.classifier_pooling!r}")
+        if not 0 <= self.modality_dropout <= 1:
+            problems.append(f"modality_dropout must be in [0, 1], got {self.modality_dropout}")
         if not 0 < self.train_fraction <= 1:
             problems.append(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.max_steps is not None and self.max_steps < 1:

@@ -58,6 +58,27 @@ class BatchBuilder:
         return [self(rows[i:i + batch_size], case) for i in range(0, len(rows), batch_size)]
 
 
+def proper_subcases(modalities: str) -> list[str]:
+    """The non-empty proper subsets of `modalities` (letters in L, V, A order): "LA" -> ["L", "A"]."""
+    letters = [m for m in "LVA" if m in modalities]
+    subsets = ["".join(m for i, m in enumerate(letters) if mask >> i & 1) for mask in range(1, 2 ** len(letters) - 1)]
+    return sorted(subsets, key=lambda case: (len(case), ["LVA".index(m) for m in case]))
+
+
+class ModalityDropout:
+    """The modality case of each training batch: the full case, or with probability `p` one of its non-empty proper
+    subsets, uniformly (seeded: the same run draws the same cases)."""
+
+    def __init__(self, modalities: str, p: float, seed: int):
+        self.full, self.p, self.subcases = modalities, p, proper_subcases(modalities)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> str:
+        if self.p <= 0 or not self.subcases or self.rng.random() >= self.p:
+            return self.full
+        return self.subcases[int(self.rng.integers(len(self.subcases)))]
+
+
 def training_batches(
     rows: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
 ) -> Iterator[np.ndarray]:
@@ -74,4 +95,4 @@ def training_batches(
         index += 1
 
 
-__all__ = ["BatchBuilder", "EXTRA_KEYS", "training_batches"]
+__all__ = ["BatchBuilder", "EXTRA_KEYS", "ModalityDropout", "proper_subcases", "training_batches"]

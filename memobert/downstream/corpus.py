@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 
 from ..data import schema
 from ..data.corpus import feature_sizes, find_shards, load_shards, read_features
@@ -28,6 +29,7 @@ class DownstreamCorpus:
     utterance_ids: list[str]
     sizes: dict[str, int]  # visual_dim, acoustic_dim
     dropped: dict[str, int]  # raw label -> rows dropped (not one of the classes)
+    modalities: str = "LVA"  # letters of the modalities at least one kept row has (L text, V frames, A frames)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -43,6 +45,14 @@ class DownstreamCorpus:
         """{class: rows} over `rows` (default: all rows)."""
         values = self.labels if rows is None else self.labels[rows]
         return dict(zip(classes, np.bincount(values, minlength=len(classes)).tolist()))
+
+
+def frame_counts(column) -> np.ndarray:
+    """Frames per row of a frames column (the Array2D extension type or a plain list column), read from the list
+    offsets of the memory-mapped column (no feature is copied); 0 for a null row."""
+    counts = [pc.list_value_length(getattr(chunk, "storage", chunk)).fill_null(0).to_numpy(zero_copy_only=False)
+              for chunk in column.chunks]
+    return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
 
 
 def load_downstream_corpus(corpus: str | Path, labels: EmotionLabels) -> DownstreamCorpus:
@@ -73,6 +83,12 @@ def load_downstream_corpus(corpus: str | Path, labels: EmotionLabels) -> Downstr
         return [str(values[i] or "") for i in keep]
 
     sessions = column(schema.SESSION) if schema.SESSION in full.column_names else None
+    table = full.data.table
+    present = {
+        "L": any(text.strip() for text in column(schema.TEXT)),
+        "V": frame_counts(table.column(schema.VISUAL_FEATS))[keep].max() > 0,
+        "A": frame_counts(table.column(schema.ACOUSTIC_FEATS))[keep].max() > 0,
+    }
     return DownstreamCorpus(
         path=str(corpus),
         dataset=dataset,
@@ -82,6 +98,7 @@ def load_downstream_corpus(corpus: str | Path, labels: EmotionLabels) -> Downstr
         utterance_ids=column(schema.UTTERANCE_ID),
         sizes={k: sizes[k] for k in ("visual_dim", "acoustic_dim")},
         dropped=dropped,
+        modalities="".join(letter for letter, found in present.items() if found),
     )
 
 

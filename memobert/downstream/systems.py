@@ -155,7 +155,7 @@ def build_memobert(
         with quiet_transformers():  # the run's JSON records the new parameters; one load per fold and seed
             if args.setting == "finetune":
                 model, info = MEmoBertForSequenceClassification.from_pretrained(
-                    pretrained, output_loading_info=True, **classes
+                    pretrained, output_loading_info=True, classifier_pooling=args.classifier_pooling, **classes
                 )
                 new = sorted(info["missing_keys"])
                 unexpected_new = [k for k in new if not k.startswith("classifier.")]
@@ -179,6 +179,7 @@ def build_memobert(
         **lengths,
         mask_token_id=tokenizer.mask_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        classifier_pooling=args.classifier_pooling,
         **classes,
     )
     if args.setting == "bert_direct":

@@ -368,3 +368,22 @@ def test_the_config_checks_what_it_is_given():
         MEmoBertConfig(prompt_template="i am [MASK]")
     config = MEmoBertConfig(**tiny_config_kwargs(num_face_classes=7, face_class_names=list("abcdefg")))
     assert config.to_dict()["face_class_names"] == list("abcdefg")
+
+
+def test_mean_pooling_averages_every_real_position_and_ignores_padding(tiny_config):
+    tiny_config.classifier_pooling = "mean"
+    torch.manual_seed(0)
+    model = MEmoBertModel(tiny_config).eval()
+    inputs = make_inputs(tiny_config, batch=2, pad=True)
+    with torch.no_grad():
+        out = model(**inputs)
+        mask = out.attention_mask.unsqueeze(-1)
+        mean = (out.last_hidden_state * mask).sum(1) / mask.sum(1)
+        expected = model.pooler.activation(model.pooler.dense(mean))
+    torch.testing.assert_close(out.pooler_output, expected, atol=1e-6, rtol=0)
+    cls_model = MEmoBertModel(MEmoBertConfig(**{**tiny_config.to_dict(), "classifier_pooling": "cls"})).eval()
+    cls_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(cls_model(**inputs).pooler_output, out.pooler_output)
+    with pytest.raises(ValueError, match="classifier_pooling"):
+        MEmoBertConfig(classifier_pooling="max")

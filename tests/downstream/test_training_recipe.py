@@ -1,0 +1,104 @@
+"""The downstream recipe's levers that make every modality count: modality dropout (training batches in the sub-cases
+of the corpus' modalities), the frame embedders' own learning rate, mean pooling."""
+
+import numpy as np
+import pytest
+import torch
+
+from memobert.downstream import run_downstream
+from memobert.downstream.batching import BatchBuilder, ModalityDropout, proper_subcases
+from memobert.downstream.corpus import load_downstream_corpus
+from memobert.training.optimization import build_optimizer
+from tests.support.corpora import corpus_rows, only_run, tiny_args, write_corpus
+
+
+def test_proper_subcases_are_every_non_empty_proper_subset_in_lva_order():
+    assert proper_subcases("LVA") == ["L", "V", "A", "LV", "LA", "VA"]
+    assert proper_subcases("LA") == ["L", "A"]
+    assert proper_subcases("A") == []
+
+
+def test_modality_dropout_draws_subcases_at_its_rate_and_is_seeded():
+    never = ModalityDropout("LVA", 0.0, seed=3)
+    assert {never() for _ in range(50)} == {"LVA"}
+    draw = ModalityDropout("LVA", 0.5, seed=3)
+    cases = [draw() for _ in range(2000)]
+    assert abs(cases.count("LVA") / len(cases) - 0.5) < 0.05
+    assert set(cases) == {"LVA", *proper_subcases("LVA")}
+    again = ModalityDropout("LVA", 0.5, seed=3)
+    assert [again() for _ in range(2000)] == cases
+    assert {ModalityDropout("A", 1.0, seed=0)() for _ in range(10)} == {"A"}  # one modality: nothing to drop
+
+
+def test_the_corpus_knows_which_modalities_it_holds(tmp_path, tokenizer, downstream):
+    from memobert.data import schema
+    from memobert.data.labels import EmotionLabels
+
+    labels = EmotionLabels(["anger", "happiness", "neutral", "sadness"])
+    assert load_downstream_corpus(downstream["corpus"], labels).modalities == "LVA"
+    rows = corpus_rows(tokenizer)
+    for row in rows:  # speech only, as in EmoDB without its sentences: no text, no faces
+        row[schema.TEXT], row[schema.INPUT_IDS], row[schema.WORD_IDS] = "", [], []
+        row[schema.VISUAL_FEATS] = np.zeros((0, 6), np.float16)
+        row[schema.FACE_SOFT_LABELS] = np.zeros((0, 8), np.float16)
+    write_corpus(tmp_path / "speech", rows)
+    assert load_downstream_corpus(tmp_path / "speech", labels).modalities == "A"
+
+
+@pytest.mark.parametrize("setting", ["finetune", "prompt"])
+def test_training_batches_take_the_subcases_with_modality_dropout(downstream, tmp_path, monkeypatch, setting):
+    seen = []
+    original = BatchBuilder.__call__
+
+    def recording(self, rows, case="LVA", row_ids=False):
+        if not row_ids:  # training batches (predictions ask for row ids)
+            seen.append(case)
+        return original(self, rows, case, row_ids)
+
+    monkeypatch.setattr(BatchBuilder, "__call__", recording)
+    args = tiny_args(downstream, tmp_path / "out", setting=setting, modality_dropout=1.0, max_steps=12,
+                     evaluate_at_start=False, modality_cases=["A", "LVA"])
+    run_downstream(args)
+    assert len(seen) == 12 and set(seen) <= set(proper_subcases("LVA")) and len(set(seen)) > 2
+    assert only_run(tmp_path / "out", setting)["steps_trained"] == 12
+    seen.clear()
+    run_downstream(tiny_args(downstream, tmp_path / "full", setting=setting, max_steps=4, evaluate_at_start=False))
+    assert seen == ["LVA"] * 4
+
+
+def test_bad_recipe_values_are_reported(downstream, tmp_path):
+    from memobert.training import ConfigError
+
+    args = tiny_args(downstream, tmp_path, modality_dropout=1.5, embedder_learning_rate=0.0, classifier_pooling="max")
+    with pytest.raises(ConfigError) as error:
+        args.validate()
+    for name in ("modality_dropout", "embedder_learning_rate", "classifier_pooling"):
+        assert name in str(error.value)
+
+
+def test_the_embedders_and_classifier_get_their_own_learning_rate(tiny_config):
+    from memobert import MEmoBertForSequenceClassification
+    from memobert.downstream import DownstreamArguments
+
+    model = MEmoBertForSequenceClassification(tiny_config)
+    args = DownstreamArguments(weight_decay=0.01)
+    plain = build_optimizer(model, args, 1e-4, torch.device("cpu"))
+    assert {group["lr"] for group in plain.param_groups} == {1e-4} and len(plain.param_groups) == 2
+    split = build_optimizer(model, args, 1e-4, torch.device("cpu"), embedder_learning_rate=1e-3)
+    rate = {id(p): group["lr"] for group in split.param_groups for p in group["params"]}
+    decay = {id(p): group["weight_decay"] for group in split.param_groups for p in group["params"]}
+    for name, param in model.named_parameters():
+        fast = name.startswith(("memobert.visual_embeddings.", "memobert.acoustic_embeddings.", "classifier."))
+        assert rate[id(param)] == (1e-3 if fast else 1e-4), name
+        assert decay[id(param)] == (0.0 if param.ndim < 2 or "norm" in name.lower() else 0.01), name
+    assert sum(len(g["params"]) for g in split.param_groups) == len(list(model.parameters()))
+
+
+def test_mean_pooling_reaches_the_finetune_classifier(downstream, tmp_path):
+    from memobert import MEmoBertForSequenceClassification
+
+    args = tiny_args(downstream, tmp_path, setting="finetune", classifier_pooling="mean", max_steps=2,
+                     save_models=True, modality_cases=["LVA"])
+    run_downstream(args)
+    (folder,) = (tmp_path / "finetune" / "models").iterdir()
+    assert MEmoBertForSequenceClassification.from_pretrained(folder).config.classifier_pooling == "mean"
