@@ -7,8 +7,12 @@ shapes in this run; and `BertForMaskedLM` at equal tokens under the same setting
 `torch.compile` as well. Target from issue 8: MFU >= 40 % of peak on an H100.
 
     python benchmarks/gpu_throughput.py                       # cuda, bf16, batch 32 64 128
-    python benchmarks/gpu_throughput.py --compile --batch-sizes 64
+    python benchmarks/gpu_throughput.py --compile --batch-sizes 64 128 --output gpu_throughput.md
     python benchmarks/gpu_throughput.py --device cpu --dtype fp32 --batch-sizes 2 --steps 1   # smoke test, no GPU
+
+The header names the SDPA kernels that accept the model's attention call (bf16, the additive key-padding bias, dropout
+0.1 in training): torch runs the first of them (flash attention takes no bias, so on CUDA it is the memory-efficient
+or the cuDNN kernel).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
@@ -38,7 +44,8 @@ from memobert.training.pretrain import masking_generator
 from memobert.command_line import CommandLineParser
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from the vendors' data sheets.
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100": 989.0,
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0,
+                    "H100": 989.0,
                     "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
 
 
@@ -67,6 +74,29 @@ def timed(step, steps: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
+def sdpa_kernels(config, batch: int, positions: int, dtype: torch.dtype, device: torch.device) -> list[str]:
+    """The SDPA backends that run the model's training-time attention call (additive bias, dropout), in torch's
+    order of preference: the first is the one used."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    heads, size = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    q, k, v = (torch.randn(batch, heads, positions, size, device=device, dtype=dtype) for _ in range(3))
+    bias = torch.zeros(batch, 1, 1, positions, device=device, dtype=dtype)
+    bias[:, :, :, -3:] = torch.finfo(dtype).min
+    usable = []
+    for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                    SDPBackend.MATH):
+        try:
+            with sdpa_kernel([backend]), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch explains each refusal as a warning too
+                torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                                                 dropout_p=config.attention_probs_dropout_prob)
+        except RuntimeError:
+            continue
+        usable.append(backend.name.lower())
+    return usable
+
+
 def matmul_tflops(hidden: int, intermediate: int, tokens: int, dtype: torch.dtype, device: torch.device) -> float:
     """Median TFLOP/s of the model's FFN and projection matmuls at this dtype."""
     rates = []
@@ -91,6 +121,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement, after 2 warm-up (10)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile(dynamic=True)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak (default: by name)")
+    parser.add_argument("--output", default=None, help="also write the report (Markdown) to this file")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -102,10 +133,12 @@ def main() -> None:
     peak = args.peak_tflops or peak_tflops(device)
     config = memobert_config("base")
     collator = PretrainingCollator(SPECIAL, config, seed=0)
-    print(f"{name}; torch {torch.__version__}; {args.dtype} autocast; base config; peak {peak or '?'} TFLOP/s\n")
-    print("| model | batch | s/step | samples/s | tokens/s | TFLOP/s | MFU of peak | of measured matmul | "
-          "x BertForMaskedLM |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    kernels = sdpa_kernels(config, 2, 130, dtype, device)
+    emit(f"{name}; torch {torch.__version__}; {args.dtype} autocast; base config; peak {peak or '?'} TFLOP/s; "
+         f"SDPA kernels usable: {', '.join(kernels)} (runs {kernels[0] if kernels else '?'})\n")
+    emit("| model | batch | s/step | samples/s | tokens/s | TFLOP/s | MFU of peak | of measured matmul | "
+         "x BertForMaskedLM |")
+    emit("|---|---|---|---|---|---|---|---|---|")
     for batch_size in args.batch_sizes:
         rows = random_corpus_rows(batch_size, seed=1, text_pieces=(28, 28), visual_frames=(36, 36),
                                   acoustic_frames=(64, 64), missing_face_rate=0.0)
@@ -142,16 +175,28 @@ def main() -> None:
                            3 * forward_flops(config, positions, batch_size, masked), peak, matmul, bert_time)
             report(f"{label} 2:1:1:1 mix", batch_size, positions, mix_time, mix_flops, peak, matmul, bert_time)
             del model, optimizer
-        print(f"| BertForMaskedLM | {batch_size} | {bert_time:.3f} | {batch_size / bert_time:.1f} | "
-              f"{batch_size * positions / bert_time:.0f} | | | | 1.00 |")
+        emit(f"| BertForMaskedLM | {batch_size} | {bert_time:.3f} | {batch_size / bert_time:.1f} | "
+             f"{batch_size * positions / bert_time:.0f} | | | | 1.00 |")
+    if args.output:
+        Path(args.output).write_text("\n".join(REPORT) + "\n")
+        print(f"\nWrote {args.output}")
+
+
+REPORT: list[str] = []
+
+
+def emit(line: str) -> None:
+    """Print a line of the report and keep it for --output."""
+    print(line, flush=True)
+    REPORT.append(line)
 
 
 def report(label: str, batch: int, positions: int, seconds: float, flops: float, peak: float | None,
            matmul: float, bert_time: float) -> None:
     tflops = flops / seconds / 1e12
     of_peak = f"{100 * tflops / peak:.0f} %" if peak else "?"
-    print(f"| {label} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | {batch * positions / seconds:.0f} | "
-          f"{tflops:.1f} | {of_peak} | {100 * tflops / matmul:.0f} % | {bert_time / seconds:.2f} |")
+    emit(f"| {label} | {batch} | {seconds:.3f} | {batch / seconds:.1f} | {batch * positions / seconds:.0f} | "
+         f"{tflops:.1f} | {of_peak} | {100 * tflops / matmul:.0f} % | {bert_time / seconds:.2f} |")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from ..training.arguments import ConfigError
 from ..training.device import to_device
 from ..training.optimization import build_optimizer
 from .arguments import DownstreamArguments
-from .batching import BatchBuilder, training_batches
+from .batching import BatchBuilder, ModalityDropout, training_batches
 from .classical import fit_and_test_classical
 from .corpus import load_downstream_corpus
 from .results import RESULTS_MD, RunFolder, run_record, write_results
@@ -41,6 +41,7 @@ def run_downstream(args: DownstreamArguments) -> dict:
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        step_scheduler_with_optimizer=False,  # one schedule step per update, however many processes
     )
     labels = args.emotion_labels()
 
@@ -92,6 +93,12 @@ def run_downstream(args: DownstreamArguments) -> dict:
     if accelerator.is_main_process:
         run_folder.plot_confusion(records)
         summary = write_results(args.output_dir)
+        if args.save_models and not system.classical:  # a card per saved model, now that its numbers exist
+            from ..model_card import write_model_card
+
+            for record in records:
+                write_model_card(run_folder.model_folder(folds[record["fold_number"] - 1], record["seed"]),
+                                 kind="downstream", arguments=args, run=record, results=summary["summary"])
         accelerator.print(f"Wrote {run_folder.path} and {Path(args.output_dir) / RESULTS_MD}:\n" + summary["table"])
     accelerator.wait_for_everyone()
     return {"runs": records, **summary}
@@ -155,12 +162,16 @@ def train_and_test(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[d
         prepare_batches = builder.with_keys("speakers").batches(train_rows, args.per_device_train_batch_size)
         init["prepare"] = model.prepare([to_device(b, accelerator.device) for b in prepare_batches])
 
-    optimizer = build_optimizer(model, args, args.resolved_learning_rate, accelerator.device)
+    optimizer = build_optimizer(model, args, args.resolved_learning_rate, accelerator.device,
+                                args.embedder_learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     batches = training_batches(train_rows, args.per_device_train_batch_size,
                                np.random.SeedSequence([seed, fold_number]).generate_state(1)[0], rank, world)
     selection, train_loss = Selection(args.early_stopping_patience), RunningLoss(accelerator)
+    # Every process draws the same case for its share of an update (one seed per fold x seed, not per rank).
+    training_case = ModalityDropout(corpus.modalities, args.modality_dropout,
+                                    np.random.SeedSequence([seed, fold_number, 1]).generate_state(1)[0])
 
     def validate(step: int) -> bool:
         """A point of the validation curve; True = stop early."""
@@ -172,13 +183,14 @@ def train_and_test(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[d
     stopped_early, done = args.evaluate_at_start and validate(0), 0
     model.train()
     while done < max_steps and not stopped_early:
-        batch = to_device(builder(next(batches), "LVA"), accelerator.device)
+        batch = to_device(builder(next(batches), training_case()), accelerator.device)
         loss = model(**batch, return_dict=True).loss
         accelerator.backward(loss)
         if args.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
-        scheduler.step()
+        if not accelerator.optimizer_step_was_skipped:  # fp16 GradScaler skipped it
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         train_loss.add(loss)
         done += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -73,6 +74,83 @@ def build_pretraining_model(args: PretrainArguments, sizes: dict, tokenizer) -> 
     return MEmoBertForPreTraining(config)
 
 
+def untie_mlm_bias_for_fsdp2(accelerator: Accelerator, model: MEmoBertForPreTraining):
+    """
+    FSDP2 only: `cls.predictions.bias` is the decoder's bias (one Parameter, as in BERT). Accelerate 1.15 shards the
+    word embeddings and the decoder as one group and leaves the rest of the head to the root group, and torch >= 2.13
+    refuses a parameter seen by two groups ("Parameter 'cls.predictions.decoder.bias' is shared with a parameter
+    already managed by another FSDP group"). So the head's alias is dropped before `prepare` (the forward pass uses
+    the decoder's) and the returned function sets it again, to the sharded parameter, after `prepare`: the state dict
+    and the saved model keep both names.
+    """
+    if not accelerator.is_fsdp2:
+        return lambda prepared: None
+    head = model.cls.predictions
+    if head.bias is not head.decoder.bias:
+        raise RuntimeError("cls.predictions.bias is not tied to cls.predictions.decoder.bias")
+    del head._parameters["bias"]
+
+    def retie(prepared) -> None:
+        head = accelerator.unwrap_model(prepared).cls.predictions
+        head.bias = head.decoder.bias
+
+    return retie
+
+
+def fill_fsdp_optimizer_state(accelerator: Accelerator, optimizer) -> None:
+    """
+    FSDP only, before `load_state`: AdamW state (step 0, zero moments) for every parameter that has none, i.e. what
+    AdamW creates at a parameter's first gradient, so training is unchanged. FSDP checkpoints go through Distributed
+    Checkpoint, whose load template holds state for every parameter: a checkpoint saved before every task head (and
+    the unused pooler) had a gradient lacked theirs ("Missing key in checkpoint state_dict:
+    optimizer.state.memobert.pooler.dense.weight.step") and could not be resumed.
+    """
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state[param]
+            if not state:
+                on_device = group.get("fused") or group.get("capturable")
+                state["step"] = torch.zeros((), dtype=torch.float32, device=param.device if on_device else "cpu")
+                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                if group.get("amsgrad"):
+                    state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+def fill_deepspeed_config(accelerator: Accelerator, args: PretrainArguments) -> None:
+    """
+    DeepSpeed only, before `prepare`: the values a DeepSpeed config leaves "auto" come from these arguments. Accelerate
+    would take the micro-batch size from DataLoaders passed to `prepare` (the loop batches itself, so it refuses to
+    start) and clip at 1.0. A value the config sets must agree with the arguments.
+    """
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    if args.gradient_accumulation_steps != 1:
+        # Accelerate's DeepSpeed backward() takes an optimizer step after every micro-batch unless the loop runs in
+        # `accelerator.accumulate`, and the engine divides the loss by its accumulation steps as well as the loop.
+        raise ConfigError(
+            f"gradient_accumulation_steps {args.gradient_accumulation_steps} with DeepSpeed: this loop accumulates "
+            "itself, which DeepSpeed does not follow. Use gradient_accumulation_steps 1 and a larger "
+            "per_device_train_batch_size (ZeRO frees the memory for it), or FSDP/DDP."
+        )
+    config = accelerator.state.deepspeed_plugin.deepspeed_config
+    wanted = {
+        "train_micro_batch_size_per_gpu": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "gradient_clipping": args.max_grad_norm,
+        "train_batch_size": (args.per_device_train_batch_size * args.gradient_accumulation_steps
+                             * accelerator.num_processes),
+    }
+    clashes = [f"{key} {config[key]} (the run's {value})" for key, value in wanted.items()
+               if config.get(key, "auto") != "auto" and float(config[key]) != float(value)]
+    if clashes:
+        raise ConfigError("The DeepSpeed config disagrees with the pretraining arguments: " + ", ".join(clashes)
+                          + '. Set these to "auto" in the DeepSpeed config (they are then taken from the arguments).')
+    config.update(wanted)
+
+
 def masking_generator(seed: int, step: int, micro_step: int, rank: int) -> torch.Generator:
     """The masks of a micro-batch depend on (seed, update, micro-batch, rank) only: resuming redraws them exactly."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro_step, rank]).generate_state(1)[0]))
@@ -87,9 +165,13 @@ def latest_checkpoint(output_dir: str) -> str | None:
 
 
 def parameter_fingerprint(model: torch.nn.Module) -> torch.Tensor:
-    """A float64 sum of every parameter weighted by its position: equal on two replicas only if they match."""
+    """A float64 sum of every parameter weighted by its position: equal on two replicas only if they match. Under
+    FSDP2 a parameter is a DTensor shard: its whole tensor is gathered first (a collective: every process calls
+    this)."""
     total = torch.zeros((), dtype=torch.float64)
     for i, param in enumerate(model.parameters()):
+        if hasattr(param, "full_tensor"):
+            param = param.full_tensor()
         total += (i + 1) * param.detach().double().cpu().sum() + param.detach().double().cpu().square().sum()
     return total.reshape(1)
 
@@ -137,7 +219,25 @@ def pretrain(args: PretrainArguments) -> dict:
         log_with=trackers or None,
         project_dir=args.output_dir,
         kwargs_handlers=[ddp],
+        # The schedule counts updates (max_steps), and the loop steps it once per update. Tied to the optimizer,
+        # Accelerate would step it once per process (it assumes an epoch of its own DataLoader split over them):
+        # with 2 processes warm-up ended at warmup_steps / 2 and the rate reached 0 at max_steps / 2.
+        step_scheduler_with_optimizer=False,
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > accelerator.num_processes:
+        # Accelerate 1.15 sets up FSDP, DeepSpeed and multi-GPU runs on accelerators only: on a machine without one
+        # each launched process would train alone, on every row, into the same output_dir.
+        raise ConfigError(
+            f"Launched as {launched} processes, but Accelerate set up {accelerator.num_processes} "
+            f"({accelerator.distributed_type}, device {accelerator.device}): the accelerate config wants GPUs. On "
+            "CPUs launch with `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N` (data parallel "
+            "over gloo); Accelerate runs FSDP and DeepSpeed on GPUs only."
+        )
+    fsdp_wanted = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if fsdp_wanted and accelerator.distributed_type != DistributedType.FSDP:
+        accelerator.print(f"Note: the accelerate config asks for FSDP, which Accelerate runs on GPUs only; this is a "
+                          f"{accelerator.distributed_type} run (every process holds the whole model).")
     set_seed(args.seed)
     rank, world = accelerator.process_index, accelerator.num_processes
     output_dir = Path(args.output_dir)
@@ -186,9 +286,13 @@ def pretrain(args: PretrainArguments) -> dict:
             args.dataloader_pin_memory and accelerator.device.type == "cuda",
         )
 
+    fill_deepspeed_config(accelerator, args)
+    retie_mlm_bias = untie_mlm_bias_for_fsdp2(accelerator, model)
     optimizer = build_optimizer(model, args, args.learning_rate, accelerator.device)
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, args.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    retie_mlm_bias(model)
+    fill_fsdp_optimizer_state(accelerator, optimizer)
 
     # -- resume ----------------------------------------------------------------------------------------------------
     start_step, position, history = 0, StreamPosition(), {"train": [], "eval": []}
@@ -251,7 +355,8 @@ def pretrain(args: PretrainArguments) -> dict:
         if args.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
-        scheduler.step()
+        if not accelerator.optimizer_step_was_skipped:  # fp16 GradScaler skipped it
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_counts[task.name] += 1
         done = step + 1
@@ -306,7 +411,11 @@ def pretrain(args: PretrainArguments) -> dict:
         from ..evaluation.plots import plot_loss_curves
 
         plot_loss_curves(history, output_dir / "loss_curves.png")
-        accelerator.print(f"Saved the model, tokenizer, metrics.json and loss_curves.png to {output_dir}")
+        from ..model_card import write_model_card
+
+        write_model_card(output_dir, kind="pretrained", arguments=args, metrics=metrics)
+        accelerator.print(f"Saved the model, tokenizer, metrics.json, loss_curves.png and README.md (model card) to "
+                          f"{output_dir}")
     accelerator.end_training()
     return metrics
 

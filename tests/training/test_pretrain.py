@@ -249,6 +249,12 @@ def test_the_saved_model_loads_for_prompting(tiny_corpus, tmp_path):
     assert model.config.visual_dim == 6 and model.config.acoustic_dim == 5
     assert model.config.label_token_ids == [4963, 3407, 8699, 6517]
     assert (tmp_path / "tokenizer.json").is_file()
+    # The model card (memobert.model_card; its content is tested in tests/test_model_card.py).
+    from huggingface_hub import metadata_load
+
+    card = metadata_load(tmp_path / "README.md")
+    assert card["library_name"] == "memobert" and "pretraining" in card["tags"] and "base_model" not in card
+    assert "| updates | 4 |" in (tmp_path / "README.md").read_text()
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["map-style", "streaming"])
