@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .schema import safe_id
+
 SPLITS = ("train", "validation", "test")
 # Scheme name -> what it is (the --folds help); a path ending in .json is a folds file.
 FOLD_SCHEMES = {
@@ -155,7 +157,8 @@ def leave_one_speaker_out(records: Sequence) -> list[Fold]:
                 "for validation."
             )
         for speaker in speakers:
-            plan.append((f"fold{len(plan) + 1:02d}_{speaker}", [speaker], [s for s in speakers if s != speaker]))
+            others = [s for s in speakers if s != speaker]
+            plan.append((f"fold{len(plan) + 1:02d}_{safe_id(speaker)}", [speaker], others))
     return speaker_folds(records, plan)
 
 
@@ -174,7 +177,7 @@ def leave_one_session_out(records: Sequence, validation: str = "next_session") -
     for k, session in enumerate(sessions):
         next_speakers = by_session[sessions[(k + 1) % len(sessions)]]
         chosen = next_speakers if validation == "next_session" else [next_speakers[k % len(next_speakers)]]
-        plan.append((f"fold{k + 1:02d}_session{session}", by_session[session], chosen))
+        plan.append((f"fold{k + 1:02d}_session{safe_id(session)}", by_session[session], chosen))
     return speaker_folds(records, plan)
 
 
@@ -258,7 +261,7 @@ def speaker_leave_one_out(speakers: Sequence[str]) -> list[Fold]:
     order = sorted(set(speakers), key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
     if len(order) < 3:
         raise ValueError(f"folds leave_one_speaker_out needs at least 3 speakers; the corpus has {len(order)}.")
-    plan = [(f"fold{k + 1:02d}_{speaker}", [speaker], [order[(k + 1) % len(order)]])
+    plan = [(f"fold{k + 1:02d}_{safe_id(speaker)}", [speaker], [order[(k + 1) % len(order)]])
             for k, speaker in enumerate(order)]
     return speaker_folds([{"speaker": s} for s in speakers], plan)
 

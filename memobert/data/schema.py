@@ -5,6 +5,10 @@ A modality that an utterance lacks is stored as zero frames (shape `(0, dim)`), 
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
+
 MODALITIES = ("text", "visual", "acoustic")  # the inputs of an utterance, in sequence order
 
 UTTERANCE_ID = "utterance_id"
@@ -29,6 +33,26 @@ FRAME_COLUMNS = (VISUAL_FEATS, FACE_SOFT_LABELS, ACOUSTIC_FEATS)
 OPTIONAL_COLUMNS = {SESSION: ""}
 # Beside the shards: feature sizes, face class names and the settings that made the corpus.
 CORPUS_INFO_FILE = "corpus.json"
+
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
+
+
+def safe_id(text: str, max_length: int = 100) -> str:
+    """`text` made safe as a file name: only [A-Za-z0-9._-], no '..', no leading dot; a short hash keeps it unique
+    when anything had to change. (Utterance ids, fold names; re-exported by `memobert.preprocessing.transcripts`.)"""
+    original = str(text)
+    s = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", s)
+    s = re.sub(r"\.{2,}", "_", s)
+    s = s.strip("._-")
+    if s.upper().split(".")[0] in _WINDOWS_RESERVED:
+        s = "_" + s
+    if not s:
+        s = "item"
+    if s != original or len(s) > max_length:
+        digest = hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        s = f"{s[: max_length - 9]}-{digest}"
+    return s
 
 
 def corpus_features(visual_dim: int = 342, acoustic_dim: int = 768, num_face_classes: int = 8):

@@ -111,12 +111,22 @@ class RunFolder:
             header = ["utterance_id", "fold", "seed", "case", "label", "prediction"]
             csv.writer(handle).writerow(header + [f"p_{c}" for c in self.labels.classes])
 
+    def _inside(self, folder: str, fold_name: str, leaf: str) -> Path:
+        """`<run>/<folder>/<leaf>`; raises ValueError naming the fold when the fold name would lead outside it."""
+        base = (self.path / folder).resolve()
+        target = (base / leaf).resolve()
+        if target.parent != base:
+            raise ValueError(f"Fold name {fold_name!r} is not a plain file name: {folder}/{leaf} would be written "
+                             f"outside {base}; rename the fold (its speaker / session, or the folds file's name).")
+        return self.path / folder / leaf
+
     def model_folder(self, fold: Fold, seed: int) -> Path:
-        return self.path / MODELS / f"{fold.name}_seed{seed}"
+        return self._inside(MODELS, fold.name, f"{fold.name}_seed{seed}")
 
     def add(self, record: dict, predictions: Sequence[dict]) -> None:
         """One fold x seed: its JSON and its rows of predictions.csv."""
-        (self.path / RUNS / f"{record['fold']}_seed{record['seed']}.json").write_text(json.dumps(record, indent=2))
+        target = self._inside(RUNS, str(record["fold"]), f"{record['fold']}_seed{record['seed']}.json")
+        target.write_text(json.dumps(record, indent=2))
         classes = self.labels.classes
         with open(self.path / PREDICTIONS, "a", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)

@@ -27,7 +27,6 @@ import hashlib
 import html
 import io
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
@@ -39,6 +38,7 @@ from pysubs2.formats.subrip import SubripFormat
 from pysubs2.formats.substation import SubstationFormat
 from pysubs2.formats.webvtt import WebVTTFormat
 
+from ..data.schema import safe_id
 from .decode import VIDEO_EXTENSIONS, MediaError, is_video_file, probe
 
 __all__ = [
@@ -75,7 +75,6 @@ MANIFEST_COLUMNS = ("video", "start", "end", "text", "speaker", "label", "sessio
 _REQUIRED_COLUMNS = ("video", "start", "end", "text")
 # Subtitle file endings -> pysubs2 format, in the order `find_sidecar_transcript` prefers them.
 SUBTITLE_FORMATS = {".srt": "srt", ".vtt": "vtt", ".ass": "ass", ".ssa": "ssa", ".sub": "microdvd"}
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
 
 
 class TranscriptError(ValueError):
@@ -150,24 +149,6 @@ class Transcript:
 
 
 # -- ids and times ---------------------------------------------------------------------------------------------------
-
-
-def safe_id(text: str, max_length: int = 100) -> str:
-    """`text` made safe as a file name: only [A-Za-z0-9._-], no '..', no leading dot; a short hash keeps it unique
-    when anything had to change."""
-    original = str(text)
-    s = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", s)
-    s = re.sub(r"\.{2,}", "_", s)
-    s = s.strip("._-")
-    if s.upper().split(".")[0] in _WINDOWS_RESERVED:
-        s = "_" + s
-    if not s:
-        s = "item"
-    if s != original or len(s) > max_length:
-        digest = hashlib.sha1(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        s = f"{s[: max_length - 9]}-{digest}"
-    return s
 
 
 def make_utterance_id(source: str | PathLike, index: int, *, disambiguate: bool = False) -> str:
