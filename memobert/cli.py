@@ -1,5 +1,5 @@
-"""The `memobert` command: `memobert preprocess | pretrain | prepare | downstream | predict | doctor` (each `--help`
-explains its options; a mistyped option is one line naming it).
+"""The `memobert` command: `memobert preprocess | pretrain | prepare | downstream | predict | export-onnx | push |
+doctor` (each `--help` explains its options; a mistyped option is one line naming it).
 
 The scripts `preprocessing/run.py`, `pretrain/run.py` and `prompt_tuning/run.py` are the same commands, for
 `accelerate launch`.
@@ -220,32 +220,139 @@ def prepare_main(argv: list[str] | None = None, prog: str = "memobert prepare") 
           f"manifest: {summary['manifest']}; folds: --folds {releases.RELEASE_FOLDS[args.dataset]}")
 
 
+PREDICT_DOC = """The emotion of every utterance of one or more videos, from a prompt-tuned MEmoBERT: start, end, text,
+speaker, emotion, the probability of each label word, the active-speaker score and the modalities the model got (CSV
+on stdout, or --output .csv/.json), optionally a timeline PNG (--plot).
+
+    memobert predict talk.mp4 --model MODEL_DIR                                 # CSV on stdout
+    memobert predict talk.mp4 --transcript talk.srt --model MODEL_DIR --output talk.json --plot talk.png
+    memobert predict a.mp4 b.mp4 c.mp4 --model MODEL_DIR --output out/ --plot out/   # out/a.csv, out/a.png, ...
+    memobert predict talk.mp4 --model MODEL_DIR --backend onnx                  # MODEL_DIR/model.onnx
+
+A transcript is the video's sidecar .srt/.vtt or its embedded subtitles unless --transcript names one; without any,
+ASR transcribes the speech (--transcribe). With several videos, a video that fails is reported on stderr and the
+others go on (exit status 1 if any failed).
+"""
+
+
 def predict_main(argv: list[str] | None = None, prog: str = "memobert predict") -> None:
-    """`memobert predict VIDEO [--transcript FILE] --model DIR [--output OUT.csv|OUT.json]`."""
-    from .inference import predict_video, write_predictions, write_predictions_csv
+    """`memobert predict VIDEO [VIDEO ...] --model DIR [--transcript FILE ...] [--output OUT] [--plot PNG]
+    [--backend torch|onnx]`: a thin wrapper over `memobert.inference.EmotionRecognizer`."""
     from .preprocessing.pipeline import PipelineConfig
 
-    parser = CommandLineParser(prog=prog, description="The emotion of every utterance of a video, from a "
-                               "prompt-tuned MEmoBERT: start, end, text, emotion and the probability of each "
-                               "label word (CSV on stdout, or --output .csv/.json).")
-    parser.add_argument("video", help="the video file")
-    parser.add_argument("--transcript", default=None,
-                        help=".srt, .vtt or CSV manifest (default: the sidecar .srt/.vtt or the embedded subtitles)")
-    parser.add_argument("--model", required=True, help="folder of a saved MEmoBertForPrompt and its processor")
-    parser.add_argument("--output", default=None, help="a .csv or .json file (default: CSV on stdout)")
-    parser.add_argument("--batch-size", type=int, default=16, help="utterances per model call")
+    parser = CommandLineParser(prog=prog, description=PREDICT_DOC,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="the video file(s)")
+    parser.add_argument("--transcript", action="append", default=None, metavar="FILE",
+                        help=".srt, .vtt or CSV manifest; with several videos, repeat it once per video in their "
+                             "order, or give one CSV manifest naming every video (default: each video's sidecar "
+                             ".srt/.vtt or embedded subtitles, else ASR)")
+    parser.add_argument("--model", required=True,
+                        help="folder of a saved MEmoBertForPrompt and its processor (a downstream run's "
+                             "<run_name>/models/<fold>_seed<seed>/ with --save_models true)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="run the model in PyTorch, or in ONNX Runtime (CPU) from MODEL/model.onnx, exported "
+                             "with `memobert export-onnx MODEL MODEL/model.onnx` (default: torch)")
+    parser.add_argument("--output", default=None,
+                        help="one video: a .csv or .json file (default: CSV on stdout); several videos: a folder, "
+                             "written <video name>.csv (or .json with --format json); needed with several videos")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="file format of the per-video files when --output is a folder (default: csv)")
+    parser.add_argument("--plot", default=None, metavar="PNG",
+                        help="also draw the label-word probabilities along the video's time line: one video: this "
+                             "PNG file; several videos: a folder, written <video name>.png")
+    parser.add_argument("--batch-size", type=int, default=16, help="utterances per model call (default: 16)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar over the videos")
     add_pipeline_options(parser, PipelineConfig.keep_every_utterance())
     args = parser.parse_args(argv)
+    several = len(args.videos) > 1
+    if several and not args.output:
+        parser.error(f"{len(args.videos)} videos: give --output FOLDER for their per-video files")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.transcript is not None and len(args.transcript) not in (1, len(args.videos)):
+        parser.error(f"{len(args.transcript)} --transcript for {len(args.videos)} video(s): give one --transcript "
+                     "per video, in their order, or one (a CSV manifest naming every video)")
+    names = _output_names(args.videos)  # decided before anything runs: one file name per video, never shared
     config = pipeline_config(args)
     try:
-        predictions = predict_video(args.video, args.model, args.transcript, config=config,
-                                    batch_size=args.batch_size, device=config.device)
-        if args.output:
-            print(f"{len(predictions)} utterances -> {write_predictions(predictions, args.output)}")
-        else:
-            write_predictions_csv(predictions, sys.stdout)
-    except (FileNotFoundError, ValueError) as error:
+        from .inference import EmotionRecognizer
+
+        recognizer = EmotionRecognizer.from_pretrained(args.model, pipeline_config=config, device=config.device,
+                                                       backend=args.backend, batch_size=args.batch_size)
+        transcripts = args.transcript if args.transcript is None or len(args.transcript) > 1 else args.transcript[0]
+        if not several:
+            _predict_one(recognizer, args.videos[0], transcripts, args.output, args.plot)
+            return
+        results = recognizer.predict_many(args.videos, transcripts, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError, ImportError) as error:
         fail(error)
+    _write_many(results, names, args.output, args.format, args.plot)
+
+
+def _predict_one(recognizer, video: str, transcript, output: str | None, plot: str | None) -> None:
+    from .evaluation.plots import plot_emotion_timeline
+    from .inference import media_duration, write_predictions, write_predictions_csv
+
+    utterances = recognizer(video, transcript)
+    if output:
+        print(f"{len(utterances)} utterances -> {write_predictions(utterances, output)}")
+    else:
+        write_predictions_csv(utterances, sys.stdout)
+    if plot:
+        path = plot_emotion_timeline(utterances, plot, duration=media_duration(video), title=os.path.basename(video))
+        print(f"timeline -> {path}", file=sys.stderr if not output else sys.stdout)
+
+
+def _output_names(videos: list[str]) -> list[str]:
+    """The file name (no suffix) of each video's outputs: its stem; a stem that an earlier video already has (compared
+    without case, as a case-insensitive file system would: the same video twice, a.mp4 and ./a.mp4, x/a.mp4 and
+    y/A.mp4) becomes <stem>-2, <stem>-3, ..., never a name another video has."""
+    from pathlib import Path
+
+    stems = [Path(video).stem or "video" for video in videos]
+    taken = {stem.lower() for stem in stems}
+    seen: set[str] = set()
+    names = []
+    for stem in stems:
+        name = stem
+        if stem.lower() in seen:
+            number = 2
+            while f"{stem}-{number}".lower() in taken:
+                number += 1
+            name = f"{stem}-{number}"
+            taken.add(name.lower())
+        seen.add(stem.lower())
+        names.append(name)
+    return names
+
+
+def _write_many(results, names: list[str], output: str, file_format: str, plot: str | None) -> None:
+    from pathlib import Path
+
+    from .evaluation.plots import plot_emotion_timeline
+    from .inference import write_predictions
+
+    failed = []
+    for result, name in zip(results, names, strict=True):
+        reason = result.reason
+        if result.ok:
+            try:
+                written = write_predictions(result.utterances, Path(output) / f"{name}.{file_format}")
+                line = f"{result.video}: {len(result.utterances)} utterances -> {written}"
+                if plot:
+                    png = plot_emotion_timeline(result.utterances, Path(plot) / f"{name}.png",
+                                                duration=result.duration, title=Path(result.video).name)
+                    line += f", timeline -> {png}"
+            except Exception as error:  # noqa: BLE001  like predict_many: record this video's failure, go on
+                reason = f"writing its results: {type(error).__name__}: {error}"
+            else:
+                print(line)
+                continue
+        failed.append(result)
+        print(f"{result.video}: failed: {reason}", file=sys.stderr)
+    if failed:
+        fail(f"{len(failed)} of {len(results)} videos failed: " + "; ".join(r.video for r in failed))
 
 
 def downstream_main(argv: list[str] | None = None, prog: str = "prompt_tuning/run.py") -> None:
@@ -298,8 +405,23 @@ def format_doctor_report(report: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def export_onnx_main(argv: list[str] | None = None, prog: str = "memobert export-onnx") -> None:
+    """`memobert export-onnx MODEL_DIR OUT.onnx`: `memobert.onnx_export.export_onnx_main`."""
+    from .onnx_export import export_onnx_main as main
+
+    main(argv, prog)
+
+
+def push_main(argv: list[str] | None = None, prog: str = "memobert push") -> None:
+    """`memobert push MODEL_DIR REPO_ID`: `memobert.model_card.push_main`."""
+    from .model_card import push_main as main
+
+    main(argv, prog)
+
+
 COMMANDS = {"preprocess": preprocess_main, "doctor": doctor_main, "pretrain": pretrain_main, "prepare": prepare_main,
-            "predict": predict_main, "downstream": downstream_main}
+            "predict": predict_main, "downstream": downstream_main, "export-onnx": export_onnx_main,
+            "push": push_main}
 
 
 def main(argv: list[str] | None = None) -> None:

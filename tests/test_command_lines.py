@@ -16,7 +16,7 @@ SCRIPTS = ["preprocessing/run.py", "pretrain/run.py", "prompt_tuning/run.py", "b
            "examples/quickstart.py", *sorted(str(p.relative_to(REPO)) for p in (REPO / "benchmarks").glob("*.py"))]
 SUBCOMMANDS = [["preprocess"], ["pretrain"], ["prepare"], ["prepare", "iemocap"], ["prepare", "msp_improv"],
                ["prepare", "ravdess"], ["prepare", "crema_d"], ["prepare", "meld"], ["prepare", "emodb"],
-               ["downstream"], ["predict"], ["doctor"]]
+               ["downstream"], ["predict"], ["doctor"], ["export-onnx"], ["push"]]
 
 
 def assert_one_line_about_the_flag(captured, status: int, prog: str) -> None:

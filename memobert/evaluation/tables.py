@@ -66,6 +66,18 @@ def summarize(
     return summary
 
 
+def format_mean_std(mean: float | None, std: float | None = None, *, scale: float = 100.0, digits: int = 2,
+                    missing: str = "nan") -> str:
+    """A table cell: `mean ± std` scaled (default: in %), the mean alone when `std` is None or NaN, `missing` when
+    `mean` is None or NaN."""
+    if mean is None or np.isnan(float(mean)):
+        return missing
+    mean = float(mean) * scale
+    if std is None or np.isnan(float(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {float(std) * scale:.{digits}f}"
+
+
 def results_table(
     rows: Sequence[Mapping],
     group_by: Sequence[str] = ("setting", "modalities"),
@@ -82,8 +94,6 @@ def results_table(
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
     for entry in summary:
         cells = [str(entry[c]) for c in group_by] + [str(entry["n"])]
-        for m in metrics:
-            mean, std = entry[f"{m}_mean"] * scale, entry[f"{m}_std"] * scale
-            cells.append(f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}")
+        cells += [format_mean_std(entry[f"{m}_mean"], entry[f"{m}_std"], scale=scale, digits=digits) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -173,7 +173,7 @@ def test_a_saved_baseline_is_safetensors_and_json_and_loads_back(downstream, tmp
     run_downstream(args)
     (folder,) = sorted((out / "late_fusion" / "models").iterdir())
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(("tokenizer", "special", "vocab"))) == [
-        "baseline.json", "memobert_processor.json", "model.safetensors"]
+        "README.md", "baseline.json", "memobert_processor.json", "model.safetensors"]  # README.md: the model card
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.bin"))
     model = load_baseline(folder)
     corpus = load_downstream_corpus(downstream["corpus"], args.emotion_labels())
