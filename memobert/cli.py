@@ -351,6 +351,8 @@ def _write_many(results, names: list[str], output: str, file_format: str, plot: 
                 continue
         failed.append(result)
         print(f"{result.video}: failed: {reason}", file=sys.stderr)
+        if result.detail:  # an unexpected error: its traceback, so that the cause is not lost
+            print(result.detail.rstrip(), file=sys.stderr)
     if failed:
         fail(f"{len(failed)} of {len(results)} videos failed: " + "; ".join(r.video for r in failed))
 
