@@ -82,11 +82,11 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=120, help="updates per MEmoBERT run (120)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="peak learning rate of the MEmoBERT runs (default: each setting's paper value)")
-    parser.add_argument("--modality-dropout", type=float, default=0.5,
+    parser.add_argument("--modality-dropout", type=float, default=0.0,
                         help="the runner's modality_dropout: share of training batches built in a sub-case of the "
-                             "corpus' modalities (0.5; 0 = the paper's recipe: every batch holds every modality)")
-    parser.add_argument("--classifier-pooling", choices=("cls", "mean"), default="mean",
-                        help="what the direct/bert_direct/finetune classifier reads (mean; cls = BERT's [CLS])")
+                             "corpus' modalities (0 = the paper's recipe: every batch holds every modality)")
+    parser.add_argument("--classifier-pooling", choices=("cls", "mean"), default="cls",
+                        help="what the direct/bert_direct/finetune classifier reads (cls = BERT's [CLS]; mean)")
     parser.add_argument("--quick", action="store_true", help="1 seed, the first 3 folds, 60 updates")
     parser.add_argument("--output", type=Path, default=None, help="also write the tables to this Markdown file")
     args = parser.parse_args()
