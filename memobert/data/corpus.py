@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from . import schema
 
 
@@ -90,6 +92,19 @@ def read_corpus_info(corpus: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def list_lengths(table, column: str) -> np.ndarray:
+    """Items per row of a list column of an Arrow table (word pieces, frames), read from its list offsets: no data
+    is copied out of the memory map; 0 for a null row. Array2D columns are an extension type over
+    list<list<...>>: their storage is measured."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in table.column(column).chunks]
+    if not chunks:
+        return np.zeros(0, dtype=np.int64)
+    return pc.fill_null(pc.list_value_length(pa.chunked_array(chunks)), 0).to_numpy().astype(np.int64)
+
+
 def load_shards(shards: Sequence[str], streaming: bool = False):
     """The shards as one `datasets` table (memory-mapped), or as a stream."""
     from datasets import load_dataset
@@ -99,4 +114,4 @@ def load_shards(shards: Sequence[str], streaming: bool = False):
 
 
 __all__ = ["quiet_datasets", "write_shard", "find_shards", "read_features", "feature_sizes", "read_corpus_info",
-           "load_shards"]
+           "list_lengths", "load_shards"]

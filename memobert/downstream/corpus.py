@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 
 from ..data import schema
-from ..data.corpus import feature_sizes, find_shards, load_shards, read_features
+from ..data.corpus import feature_sizes, find_shards, list_lengths, load_shards, read_features
 from ..data.folds import Fold, make_folds
 from ..data.labels import EmotionLabels
 from ..training.arguments import ConfigError
@@ -47,14 +46,6 @@ class DownstreamCorpus:
         return dict(zip(classes, np.bincount(values, minlength=len(classes)).tolist()))
 
 
-def frame_counts(column) -> np.ndarray:
-    """Frames per row of a frames column (the Array2D extension type or a plain list column), read from the list
-    offsets of the memory-mapped column (no feature is copied); 0 for a null row."""
-    counts = [pc.list_value_length(getattr(chunk, "storage", chunk)).fill_null(0).to_numpy(zero_copy_only=False)
-              for chunk in column.chunks]
-    return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
-
-
 def load_downstream_corpus(corpus: str | Path, labels: EmotionLabels) -> DownstreamCorpus:
     """Loads the shards and keeps the rows whose label maps to a class (`EmotionLabels.class_of_label`); the others
     are counted in `dropped`."""
@@ -83,11 +74,11 @@ def load_downstream_corpus(corpus: str | Path, labels: EmotionLabels) -> Downstr
         return [str(values[i] or "") for i in keep]
 
     sessions = column(schema.SESSION) if schema.SESSION in full.column_names else None
-    table = full.data.table
+    table = full.data
     present = {
         "L": any(text.strip() for text in column(schema.TEXT)),
-        "V": frame_counts(table.column(schema.VISUAL_FEATS))[keep].max() > 0,
-        "A": frame_counts(table.column(schema.ACOUSTIC_FEATS))[keep].max() > 0,
+        "V": list_lengths(table, schema.VISUAL_FEATS)[keep].max() > 0,
+        "A": list_lengths(table, schema.ACOUSTIC_FEATS)[keep].max() > 0,
     }
     return DownstreamCorpus(
         path=str(corpus),

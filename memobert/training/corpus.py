@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 from datasets.distributed import split_dataset_by_node
 import torch
 from torch.utils.data import DataLoader
 
 from ..data import schema
-from ..data.corpus import feature_sizes, find_shards, load_shards, read_corpus_info, read_features
+from ..data.corpus import feature_sizes, find_shards, list_lengths, load_shards, read_corpus_info, read_features
 
 
 def is_held_out(utterance_id: str, fraction: float) -> bool:
@@ -50,14 +49,8 @@ class LengthLimits:
 
 def _row_sizes(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Word pieces, face frames and acoustic frames per row, read from the Arrow list lengths (no data copied)."""
-
-    def lengths(column: str) -> np.ndarray:
-        chunks = table.column(column).chunks
-        # Array2D columns are an Arrow extension type over list<list<...>>: measure the storage.
-        chunks = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in chunks]
-        return pc.fill_null(pc.list_value_length(pa.chunked_array(chunks)), 0).to_numpy().astype(np.int64)
-
-    return lengths(schema.INPUT_IDS), lengths(schema.VISUAL_FEATS), lengths(schema.ACOUSTIC_FEATS)
+    return tuple(list_lengths(table, column) for column in (schema.INPUT_IDS, schema.VISUAL_FEATS,
+                                                             schema.ACOUSTIC_FEATS))
 
 
 def length_grouped_batches(
