@@ -3,7 +3,7 @@
 Corpora (found under `--data`, e.g. ../shared/real, whose README gives their sources and licences; they are not part
 of the project and are never copied into it):
 - EmoDB (`emodb/`: real German acted speech, 10 speakers, leave-one-speaker-out): speech-only. Rows: the MEmoBERT
-  settings on the audio (case A), the eGeMAPS + SVM anchor (openSMILE functionals, C and kernel chosen on the
+  settings trained, selected and tested on the audio alone (`--train-modalities A`, the default), the eGeMAPS + SVM anchor (openSMILE functionals, C and kernel chosen on the
   validation speaker) and the linear probe (mean + std of the very acoustic frames MEmoBERT gets, same SVM search).
 - MELD (`meld/MELD/`: real dialogue text, official split, dev = validation): text-only. Rows: the MEmoBERT settings on
   the text (case L). (The frozen-MiniLM + logistic-regression anchor of issue 14 is not written yet.)
@@ -87,12 +87,17 @@ def main() -> None:
                              "corpus' modalities (0 = the paper's recipe: every batch holds every modality)")
     parser.add_argument("--classifier-pooling", choices=("cls", "mean"), default="cls",
                         help="what the direct/bert_direct/finetune classifier reads (cls = BERT's [CLS]; mean)")
+    parser.add_argument("--train-modalities", default="A",
+                        help="the case the EmoDB MEmoBERT runs train and select in (A: speech-only models, tested in "
+                             "A; LA: the paper's recipe, one model trained on sentence + speech and tested in A)")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None,
+                        help="run these folds only (default: every fold; --quick: 1 2 3)")
     parser.add_argument("--quick", action="store_true", help="1 seed, the first 3 folds, 60 updates")
     parser.add_argument("--output", type=Path, default=None, help="also write the tables to this Markdown file")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.max_steps = args.seeds[:1], 60
-    only_folds = [1, 2, 3] if args.quick else None
+    only_folds = [1, 2, 3] if args.quick else args.only_folds
     if args.data is None or not args.data.is_dir():
         print(f"No real data: --data {args.data} is not a folder. This benchmark needs the real recordings "
               "(e.g. ../shared/real, not part of the project); nothing was run.")
@@ -106,7 +111,7 @@ def main() -> None:
     recipe = {"modality_dropout": args.modality_dropout, "classifier_pooling": args.classifier_pooling}
     if args.learning_rate:
         recipe["learning_rate"] = args.learning_rate
-    report.append(f"MEmoBERT recipe: {recipe}.")
+    report.append(f"MEmoBERT recipe: {recipe}; EmoDB runs trained and selected in case {args.train_modalities}.")
     header = ["| system | case | WA | UAR | macro-F1 | runs |", "|---|---|---|---|---|---|"]
 
     if "emodb" in args.corpora:
@@ -130,9 +135,10 @@ def main() -> None:
                             only_folds, None, baseline="egemaps_svm", baseline_config=str(config))
                 lines.append(summarise(entry, label))
             for setting in settings:
-                entry = run(frames, work / "runs" / setting, setting, folds, ["A"], args.seeds, args.max_steps,
-                            only_folds, pretrained, **recipe)
-                lines.append(summarise(entry, f"MEmoBERT {setting}"))
+                entry = run(frames, work / "runs" / f"{setting}-{args.train_modalities}", setting, folds, ["A"],
+                            args.seeds, args.max_steps, only_folds, pretrained, train_modalities=args.train_modalities,
+                            **recipe)
+                lines.append(summarise(entry, f"MEmoBERT {setting} (trained on {args.train_modalities})"))
             report += ["", *lines]
     if "meld" in args.corpora:
         root = args.data / "meld" / "MELD"

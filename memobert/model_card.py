@@ -583,9 +583,7 @@ def _downstream_card(folder: Path, args: dict, run: Mapping, results: Any, confi
                  f"validation {_known(rows_count.get('validation'))}, test {_known(rows_count.get('test'))}"],
         ["training class counts", json.dumps(run["train_class_counts"]) if run.get("train_class_counts") else UNKNOWN],
         ["share of training labels", _known(args.get("train_fraction"))],
-        ["training inputs", UNKNOWN if not args else "every modality of the corpus in every batch"
-         if not args.get("modality_dropout") else
-         f"modality dropout {args['modality_dropout']}: a batch leaves modalities out with this probability"],
+        ["training inputs", _training_inputs(args, run)],
         ["updates", f"{_known(run.get('steps_trained'))} of at most {_known(run.get('max_steps'))}"
                     + (" (stopped early)" if run.get("stopped_early") else "")],
         ["peak learning rate", _known(run.get("learning_rate"))],
@@ -642,6 +640,16 @@ def _downstream_card(folder: Path, args: dict, run: Mapping, results: Any, confi
                   'processor = MEmoBertProcessor.from_pretrained("<this folder or repo id>")', "```", ""]
     eval_results = _eval_results(test, corpus, run, setting)
     return {**metadata, "eval_results": eval_results}, "\n".join(lines)
+
+
+def _training_inputs(args: dict, run: dict) -> str:
+    """What each training batch held: the training case (`train_modalities`), and the modality dropout within it."""
+    if not args:
+        return UNKNOWN
+    case = f"modalities {run['train_case']}" if run.get("train_case") else "every modality of the corpus"
+    if args.get("modality_dropout"):
+        return f"{case}; a batch leaves some out with probability {args['modality_dropout']} (modality dropout)"
+    return f"{case} in every batch"
 
 
 def _embedder_rate(args: Mapping, run: Mapping) -> str:

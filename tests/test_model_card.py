@@ -254,7 +254,7 @@ def test_the_runner_writes_a_card_with_the_folds_test_results_as_model_index(dow
     assert "| peak learning rate of the frame embedders and the classifier | 0.01 (the peak learning rate: no " \
            "embedder_learning_rate) |" in body
     assert "| classifier pooling | none: the prompt scores the label words at [MASK] |" in body
-    assert "| training inputs | every modality of the corpus in every batch |" in body
+    assert f"| training inputs | modalities {run['train_case']} in every batch |" in body
     assert "memobert predict VIDEO --model <local folder of this model> --face-extractor " in body
 
 
@@ -287,7 +287,11 @@ def test_the_recipe_shows_the_embedder_rate_the_pooling_and_the_modality_dropout
     assert "| peak learning rate | 0.01 |" in body
     assert "| peak learning rate of the frame embedders and the classifier | 0.001 |" in body
     assert "| classifier pooling | `mean`: the mean state over every real text, face and acoustic position |" in body
-    assert "| training inputs | modality dropout 0.3: a batch leaves modalities out with this probability |" in body
+    assert "| training inputs | modalities LVA; a batch leaves some out with probability 0.3 (modality dropout) |" \
+        in body
+    speech_only = {**run, "train_case": "A"}
+    body = ModelCard.load(write_model_card(folder, kind="downstream", run=speech_only, arguments={"warmup_steps": 1})).text
+    assert "| training inputs | modalities A in every batch |" in body
 
 
 # -- push ------------------------------------------------------------------------------------------------------------

@@ -39,6 +39,11 @@ def canonical_case(case: str) -> str:
     return "".join(m for m in "LVA" if m in case)
 
 
+def is_modality_case(case: str) -> bool:
+    """A non-empty combination of L, V and A, each letter once ('LA' yes; '', 'LL', 'X' no)."""
+    return bool(case) and not set(case) - set("LVA") and len(set(case)) == len(case)
+
+
 @dataclass
 class DownstreamArguments(OptimizerArguments):
     """Everything a downstream run needs. Unset `learning_rate` / `max_steps` take the setting's paper value
@@ -153,6 +158,13 @@ class DownstreamArguments(OptimizerArguments):
                           "predict from each modality alone and from each pair, as it is tested (0: every batch "
                           "holds every modality; the model then leans on the easiest cue)"},
     )
+    train_modalities: str | None = field(
+        default=None,
+        metadata={"help": "the modality case the model is trained and selected in, letters of L, V, A (e.g. A: a "
+                          "speech-only model, trained on the voice alone and selected on the validation speakers' "
+                          "voice alone); modalities the corpus lacks are left out. Default: every modality of the "
+                          "corpus (the paper's recipe: one model trained on the full input, tested in every case)"},
+    )
     modality_cases: list[str] = field(
         default_factory=lambda: list(MODALITY_CASES),
         metadata={"help": "test modality cases, letters of L (text), V (visual), A (acoustic); the prompt keeps its "
@@ -248,12 +260,15 @@ class DownstreamArguments(OptimizerArguments):
             value = getattr(self, name)
             if value is not None and value < (3 if "text" in name else 1):
                 problems.append(f"{name} must be >= {3 if 'text' in name else 1}, got {value}")
+        if self.train_modalities is not None and not is_modality_case(self.train_modalities):
+            problems.append(f"train_modalities {self.train_modalities!r} is not a non-empty combination of L, V and A "
+                            "(e.g. A for a speech-only model)")
         if not self.modality_cases:
             problems.append("modality_cases is empty (e.g. L V A LV LA VA LVA)")
         for case in self.modality_cases:
-            if not case or set(case) - set("LVA") or len(set(case)) != len(case):
+            if not is_modality_case(case):
                 problems.append(f"modality case {case!r} is not a non-empty combination of L, V and A (e.g. LV)")
-        if len({canonical_case(c) for c in self.modality_cases if not set(c) - set("LVA")}) != len(self.modality_cases):
+        if len({canonical_case(c) for c in self.modality_cases if is_modality_case(c)}) != len(self.modality_cases):
             problems.append(f"modality_cases {self.modality_cases} name a case twice")
         problems += self.optimizer_problems()
         if self.run_name is not None and (not self.run_name or not re.fullmatch(r"\w[\w.@%+-]*", self.run_name)):
@@ -277,6 +292,15 @@ class DownstreamArguments(OptimizerArguments):
     def resolved_max_steps(self) -> int:
         return self.max_steps if self.max_steps is not None else PAPER_DEFAULTS[self.setting]["max_steps"]
 
+    def training_case(self, corpus_modalities: str) -> str:
+        """The case training batches and validation are built in: `train_modalities` (default: every modality)
+        among those the corpus has; ValueError when none of them is in the corpus."""
+        case = canonical_case("".join(m for m in self.train_modalities or "LVA" if m in corpus_modalities))
+        if not case:
+            raise ValueError(f"train_modalities {self.train_modalities!r}: the corpus has none of them (it has "
+                             f"{corpus_modalities or 'no modality'}).")
+        return case
+
     @property
     def cases(self) -> list[str]:
         """The test modality cases in canonical letter order."""
@@ -288,6 +312,8 @@ class DownstreamArguments(OptimizerArguments):
         if self.run_name:
             return self.run_name
         base = self.baseline if self.setting == "baseline" and self.baseline else self.setting
+        if self.train_modalities:
+            base = f"{base}-{canonical_case(self.train_modalities)}"
         return base if self.train_fraction >= 1 else f"{base}-{self.train_fraction * 100:g}pct"
 
 

@@ -37,14 +37,14 @@ def fit_and_test_classical(run: Run, fold: Fold, fold_number: int, seed: int) ->
                 batch["acoustic_mask"] = torch.zeros(len(batch["labels"]), 1, dtype=torch.long)
         return out
 
-    validation_batches = batches(np.asarray(fold.validation, dtype=np.int64), "LVA")
-    details = {}
+    validation_batches = batches(np.asarray(fold.validation, dtype=np.int64), run.train_case)
+    details = {"train_case": run.train_case}
     if system.selects_on_validation:
-        model.fit(batches(train_rows, "LVA"), validation_batches)
+        model.fit(batches(train_rows, run.train_case), validation_batches)
         selection = model.selection_note()
         details["search"] = list(model.search)
     else:
-        model.fit(batches(train_rows, "LVA"))
+        model.fit(batches(train_rows, run.train_case))
         selection = "none (a classical system fitted once on the training rows; validation reported only)"
     validation = model.evaluate(validation_batches)
     test_rows = np.asarray(fold.test, dtype=np.int64)

@@ -61,6 +61,10 @@ def run_downstream(args: DownstreamArguments) -> dict:
         )
     system = build_system(args, labels, corpus.sizes)
     cases = system.cases(args.cases)
+    try:
+        train_case = args.training_case(corpus.modalities)
+    except ValueError as error:
+        raise ConfigError(f"{error} Corpus: {args.corpus}.") from None
     max_steps = args.resolved_max_steps
 
     run_folder = RunFolder(args.output_dir, args.name, labels)
@@ -72,13 +76,13 @@ def run_downstream(args: DownstreamArguments) -> dict:
         f"{args.name}: {len(corpus)} labelled rows ({corpus.class_counts(labels.classes)}"
         f"{', dropped ' + str(corpus.dropped) if corpus.dropped else ''}), {len(fold_numbers)} of {len(folds)} folds "
         f"({args.folds}) x {len(args.seeds)} seeds, {max_steps} updates at lr {args.resolved_learning_rate:g} on "
-        f"{accelerator.num_processes} process(es)."
+        f"{accelerator.num_processes} process(es), trained and selected in case {train_case}."
     )
     bar = tqdm(total=len(fold_numbers) * len(args.seeds) * max_steps, desc=args.name, dynamic_ncols=True,
                disable=not (args.progress_bar and accelerator.is_main_process))
 
     # -- every fold x seed -----------------------------------------------------------------------------------------
-    run = Run(args, system, corpus, labels, cases, accelerator, bar, run_folder)
+    run = Run(args, system, corpus, labels, cases, accelerator, bar, run_folder, train_case)
     records = []
     for number in fold_numbers:
         for seed in args.seeds:
@@ -159,7 +163,8 @@ def train_and_test(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[d
     validation_rows = np.asarray(fold.validation, dtype=np.int64)
     if system.needs_prepare:  # M3ER's modality check, ResNet34's speaker-ID stage: on the training rows only,
         model.to(accelerator.device)  # on the run's device (a stage may train)
-        prepare_batches = builder.with_keys("speakers").batches(train_rows, args.per_device_train_batch_size)
+        prepare_batches = builder.with_keys("speakers").batches(train_rows, args.per_device_train_batch_size,
+                                                                run.train_case)
         init["prepare"] = model.prepare([to_device(b, accelerator.device) for b in prepare_batches])
 
     optimizer = build_optimizer(model, args, args.resolved_learning_rate, accelerator.device,
@@ -170,13 +175,13 @@ def train_and_test(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[d
                                np.random.SeedSequence([seed, fold_number]).generate_state(1)[0], rank, world)
     selection, train_loss = Selection(args.early_stopping_patience), RunningLoss(accelerator)
     # Every process draws the same case for its share of an update (one seed per fold x seed, not per rank).
-    training_case = ModalityDropout(corpus.modalities, args.modality_dropout,
+    training_case = ModalityDropout(run.train_case, args.modality_dropout,
                                     np.random.SeedSequence([seed, fold_number, 1]).generate_state(1)[0])
 
     def validate(step: int) -> bool:
         """A point of the validation curve; True = stop early."""
         size = args.per_device_eval_batch_size
-        metrics = predict(model, accelerator, builder, validation_rows, "LVA", size)["metrics"]
+        metrics = predict(model, accelerator, builder, validation_rows, run.train_case, size)["metrics"]
         bar.set_postfix(fold=fold.name, seed=seed, val_uar=f"{metrics['uar']:.3f}")
         return selection.update(step, train_loss.take(), metrics, accelerator.unwrap_model(model))
 
@@ -223,7 +228,8 @@ def train_and_test(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[d
         label_words=list(labels.label_words) if system.prompt else None,
         learning_rate=args.resolved_learning_rate, max_steps=max_steps, steps_trained=done,
         stopped_early=bool(stopped_early),
-        selection="best validation UAR (LVA), earliest on ties; the test fold is evaluated only after selection",
+        selection=f"best validation UAR ({run.train_case}), earliest on ties; the test fold is evaluated only after "
+                  "selection", train_case=run.train_case,
         curve=selection.curve, selected=selected, test=test_metrics,
     )
     accelerator.print(

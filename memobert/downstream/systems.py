@@ -72,7 +72,7 @@ class System:
 @dataclass
 class Run:
     """What every fold x seed of a run shares: its arguments, system, corpus, classes, test cases, the Accelerator,
-    the progress bar and the run folder."""
+    the progress bar, the run folder and the case it trains and validates in."""
 
     args: DownstreamArguments
     system: System
@@ -82,6 +82,7 @@ class Run:
     accelerator: Accelerator
     bar: tqdm
     folder: RunFolder
+    train_case: str = "LVA"
 
 
 def build_system(args: DownstreamArguments, labels: EmotionLabels, sizes: dict[str, int]) -> System:

@@ -66,6 +66,52 @@ def test_training_batches_take_the_subcases_with_modality_dropout(downstream, tm
     assert seen == ["LVA"] * 4
 
 
+def test_a_model_trained_and_selected_in_its_own_case(downstream, tmp_path, monkeypatch):
+    from memobert.training import ConfigError
+
+    training, predicted = [], []
+    original = BatchBuilder.__call__
+
+    def recording(self, rows, case="LVA", row_ids=False):
+        (predicted if row_ids else training).append(case)
+        return original(self, rows, case, row_ids)
+
+    monkeypatch.setattr(BatchBuilder, "__call__", recording)
+    args = tiny_args(downstream, tmp_path / "out", setting="finetune", train_modalities="A", max_steps=6,
+                     eval_steps=3, modality_cases=["A", "LA", "LVA"])
+    run_downstream(args)
+    run = only_run(tmp_path / "out", "finetune-A")  # its own run name beside the full-input model's
+    assert training == ["A"] * 6 and run["train_case"] == "A"
+    assert "best validation UAR (A)" in run["selection"]
+    assert len(run["validation_curve"]) == 3  # validation at the start and every 3 updates, in A; then each test case once
+    assert predicted.index("LA") == predicted.count("A") > predicted.count("LA") == predicted.count("LVA")
+    assert list(run["test"]) == ["A", "LA", "LVA"]
+
+    training.clear()
+    run_downstream(tiny_args(downstream, tmp_path / "dropout", setting="direct", train_modalities="AL",
+                             modality_dropout=1.0, max_steps=10, evaluate_at_start=False, modality_cases=["A"]))
+    assert set(training) == {"L", "A"}  # the sub-cases of LA only
+
+    with pytest.raises(ConfigError, match="train_modalities 'AX'"):
+        tiny_args(downstream, tmp_path / "bad", train_modalities="AX").validate()
+
+
+def test_a_training_case_the_corpus_cannot_give_is_refused(downstream, tmp_path, tokenizer):
+    from memobert.data import schema
+    from memobert.training import ConfigError
+
+    rows = corpus_rows(tokenizer)
+    for row in rows:  # speech only
+        row[schema.TEXT], row[schema.INPUT_IDS], row[schema.WORD_IDS] = "", [], []
+        row[schema.VISUAL_FEATS] = np.zeros((0, 6), np.float16)
+        row[schema.FACE_SOFT_LABELS] = np.zeros((0, 8), np.float16)
+    write_corpus(tmp_path / "speech", rows)
+    args = tiny_args({**downstream, "corpus": tmp_path / "speech"}, tmp_path / "out", setting="direct",
+                     train_modalities="LV")
+    with pytest.raises(ConfigError, match="the corpus has none of them \\(it has A\\)"):
+        run_downstream(args)
+
+
 def test_bad_recipe_values_are_reported(downstream, tmp_path):
     from memobert.training import ConfigError
 
