@@ -3,8 +3,9 @@
 Corpora (found under `--data`, e.g. ../shared/real, whose README gives their sources and licences; they are not part
 of the project and are never copied into it):
 - EmoDB (`emodb/`: real German acted speech, 10 speakers, leave-one-speaker-out): speech-only. Rows: the MEmoBERT
-  settings trained, selected and tested on the audio alone (`--train-modalities A`, the default), the eGeMAPS + SVM anchor (openSMILE functionals, C and kernel chosen on the
-  validation speaker) and the linear probe (mean + std of the very acoustic frames MEmoBERT gets, same SVM search).
+  settings trained, selected and tested on the audio alone (`--train-modalities A`, the default), the eGeMAPS + SVM
+  anchor (openSMILE functionals, C and kernel chosen on the validation speaker) and the linear probe (mean + std of
+  the very acoustic frames MEmoBERT gets, same SVM search).
 - MELD (`meld/MELD/`: real dialogue text, official split, dev = validation): text-only. Rows: the MEmoBERT settings on
   the text (case L). (The frozen-MiniLM + logistic-regression anchor of issue 14 is not written yet.)
 

@@ -82,7 +82,7 @@ class Run:
     accelerator: Accelerator
     bar: tqdm
     folder: RunFolder
-    train_case: str = "LVA"
+    train_case: str
 
 
 def build_system(args: DownstreamArguments, labels: EmotionLabels, sizes: dict[str, int]) -> System:

@@ -83,7 +83,7 @@ def test_a_model_trained_and_selected_in_its_own_case(downstream, tmp_path, monk
     run = only_run(tmp_path / "out", "finetune-A")  # its own run name beside the full-input model's
     assert training == ["A"] * 6 and run["train_case"] == "A"
     assert "best validation UAR (A)" in run["selection"]
-    assert len(run["validation_curve"]) == 3  # validation at the start and every 3 updates, in A; then each test case once
+    assert len(run["validation_curve"]) == 3  # at the start and every 3 updates, in A; then each test case once
     assert predicted.index("LA") == predicted.count("A") > predicted.count("LA") == predicted.count("LVA")
     assert list(run["test"]) == ["A", "LA", "LVA"]
 
