@@ -6,8 +6,17 @@ of the project and are never copied into it):
   settings trained, selected and tested on the audio alone (`--train-modalities A`, the default), the eGeMAPS + SVM
   anchor (openSMILE functionals, C and kernel chosen on the validation speaker) and the linear probe (mean + std of
   the very acoustic frames MEmoBERT gets, same SVM search).
-- MELD (`meld/MELD/`: real dialogue text, official split, dev = validation): text-only. Rows: the MEmoBERT settings on
-  the text (case L). (The frozen-MiniLM + logistic-regression anchor of issue 14 is not written yet.)
+- MELD (`meld/MELD/`: real dialogue text, official split, dev = validation; 4 classes, 57 % of the rows neutral):
+  text-only. Rows: the frozen-MiniLM anchor (`text_probe`: mean-pooled embeddings of the shipped MiniLM +
+  logistic regression, C chosen on dev) and the MEmoBERT settings on the text (case L), trained with class-balanced
+  sampling (`--class_balanced_sampling`: the metric is UAR; plain shuffling leaves the rare classes under-fitted).
+
+- CREMA-D and MEAD samples (`cremad/`: talking faces + voice as FLV, and voice-only MP3; `mead/`: faces without a
+  sound track): too few clips for accuracy, so a pipeline check instead. The CREMA-D sample is laid out as the
+  release (`VideoFlash/*.flv`; the MP3s decoded to `AudioWAV/*.wav`, 16 kHz; the two CSVs) and read by
+  `build_crema_d_corpus`; each MEAD clip is one whole-file utterance. One row per clip: the frames sampled at the
+  pipeline's rate, the face frames it kept (the real face in every frame: equal), the speaker rule, and the shapes of
+  the row's face features (342-d), soft labels (8) and acoustic frames.
 
 Each corpus is prepared once into `--work` (resumable; a rerun reuses it). Figures: WA / UAR / macro-F1, mean ± std
 over folds x seeds, from each run's results.json. Without `--data` (or with a folder lacking a corpus) the script
@@ -25,8 +34,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 MEMOBERT_SETTINGS = ("direct", "bert_direct", "finetune", "prompt")
+CORPORA = ("emodb", "meld", "cremad", "mead")
 
 
 def prepare(name: str, root: Path, out: Path, acoustic: str) -> Path:
@@ -64,6 +76,98 @@ def summarise(entry: dict, label: str) -> str:
     return f"| {label} | {entry['modalities']} | " + " | ".join(cells) + f" | {entry['n']} |"
 
 
+def stage_crema_d(sample: Path, out: Path) -> Path:
+    """The flat CREMA-D sample (`*.flv`, `*.mp3`, `official_metadata/`) laid out as the release: `VideoFlash/` links to
+    the FLVs, `AudioWAV/` the MP3s decoded to 16 kHz PCM WAV (the release's AudioWAV format), the two CSVs."""
+    import wave
+
+    from memobert.preprocessing.decode import MediaReader
+
+    for folder in ("VideoFlash", "AudioWAV", "processedResults"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    for flv in sorted(sample.glob("*.flv")):
+        link = out / "VideoFlash" / flv.name
+        if not link.exists():
+            link.symlink_to(flv.resolve())
+    for mp3 in sorted(sample.glob("*.mp3")):
+        reader = MediaReader(str(mp3), sample_rate=16000)
+        samples = reader.audio(0.0, reader.info.duration)
+        with wave.open(str(out / "AudioWAV" / f"{mp3.stem}.wav"), "wb") as handle:
+            handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(16000)
+            handle.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    metadata = sample / "official_metadata"
+    (out / "VideoDemographics.csv").write_bytes((metadata / "VideoDemographics.csv").read_bytes())
+    (out / "processedResults" / "summaryTable.csv").write_bytes((metadata / "summaryTable.csv").read_bytes())
+    return out
+
+
+def pipeline_check(corpus: Path, media: dict[str, Path], fps: float) -> list[str]:
+    """Table rows: per clip the frames sampled at `fps` over its row's window, the face frames kept, the speaker rule
+    and score, and the shapes of the row's frame features (from the corpus shards and manifest)."""
+    import csv
+
+    from memobert.data import schema
+    from memobert.data.corpus import find_shards, load_shards
+    from memobert.preprocessing.decode import MediaReader
+
+    with open(corpus / "manifest.csv", encoding="utf-8") as handle:
+        manifest = {r["utterance_id"]: r for r in csv.DictReader(handle)}
+    rows = {str(r[schema.UTTERANCE_ID]): r for r in load_shards(find_shards(corpus)).with_format("numpy")}
+    lines = []
+    for utterance, record in sorted(manifest.items()):
+        row = rows.get(utterance)
+        if row is None:
+            lines.append(f"| {utterance} | {record['status']}: {record['reason']} | | | | | | |")
+            continue
+        path = media[utterance]
+        info = MediaReader(str(path), fps=fps).info
+        sampled = (len(MediaReader(str(path), fps=fps).window(float(row[schema.START]), float(row[schema.END]),
+                                                                   audio=False).frames) if info.has_video else 0)
+        visual, soft, acoustic = (np.asarray(row[c]).shape for c in schema.FRAME_COLUMNS)
+        kind = "video + sound" if info.has_video and info.has_audio else ("video only" if info.has_video
+                                                                          else "audio only")
+        lines.append(f"| {utterance} | {kind} | {sampled} | {visual[0]} | {record['speaker_rule'] or '-'} "
+                     f"({float(record['speaker_score']):.2f}) | {visual} | {soft} | {acoustic} |")
+    return lines
+
+
+def check_faces(data: Path, work: Path, names: list[str]) -> list[str]:
+    """The CREMA-D / MEAD pipeline checks (module doc), as Markdown."""
+    from memobert.preprocessing import releases
+    from memobert.preprocessing.pipeline import PipelineConfig, WorkItem, run_pipeline
+    from memobert.preprocessing.transcripts import Utterance
+
+    config = PipelineConfig.keep_every_utterance(acoustic_extractor="log_mel", transcribe="never")
+    header = ["| clip | media | frames sampled | face frames kept | speaker rule (score) | visual_feats | "
+              "face_soft_labels | acoustic_feats |", "|---|---|---|---|---|---|---|---|"]
+    report = []
+    if "cremad" in names:
+        sample = data / "cremad"
+        if not sample.is_dir():
+            report.append(f"CREMA-D: {sample} not found, skipped.")
+        else:
+            root = stage_crema_d(sample, work / "cremad" / "release")
+            releases.build_crema_d_corpus(root, work / "cremad" / "corpus", config, progress=False,
+                                          classes=("anger", "disgust", "fear", "happiness", "neutral", "sadness"))
+            media = {p.stem: p for folder in ("VideoFlash", "AudioWAV") for p in (root / folder).iterdir()}
+            report += ["", f"## CREMA-D sample through `build_crema_d_corpus` ({sample}; {config.fps:g} fps)", "",
+                       *header, *pipeline_check(work / "cremad" / "corpus", media, config.fps)]
+    if "mead" in names:
+        clips = sorted((data / "mead").glob("*.mp4"))
+        if not clips:
+            report.append(f"MEAD: no clips in {data / 'mead'}, skipped.")
+        else:
+            from memobert.preprocessing.decode import probe
+
+            items = [WorkItem(p.stem, str(p), [Utterance(p.name, p.stem, 0, 0.0, probe(str(p)).duration, "",
+                                                         p.stem.split("_")[0], "", "")]) for p in clips]
+            run_pipeline(items, work / "mead" / "corpus", config, progress=False)
+            report += ["", f"## MEAD sample, each clip one whole-file utterance ({data / 'mead'}; {config.fps:g} "
+                       "fps)", "", *header, *pipeline_check(work / "mead" / "corpus", {p.stem: p for p in clips},
+                                                            config.fps)]
+    return report
+
+
 def main() -> None:
     from memobert.command_line import CommandLineParser
 
@@ -71,8 +175,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="folder of the real recordings (../shared/real)")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "memobert" / "real",
                         help="where the prepared corpora and the runs go (reused by a rerun)")
-    parser.add_argument("--corpora", nargs="+", choices=("emodb", "meld"), default=["emodb", "meld"],
-                        help="which corpora to run (emodb meld)")
+    parser.add_argument("--corpora", nargs="+", choices=CORPORA, default=list(CORPORA),
+                        help="which corpora to run (emodb meld cremad mead)")
     parser.add_argument("--settings", nargs="+", choices=MEMOBERT_SETTINGS, default=list(MEMOBERT_SETTINGS),
                         help="MEmoBERT settings to run beside the anchors")
     parser.add_argument("--pretrained-model", default=str(REPO / "outputs" / "pretrain-demo"),
@@ -148,12 +252,19 @@ def main() -> None:
         else:
             work = args.work / "meld"
             corpus = prepare("meld", root, work / "corpus", "log_mel")
-            lines = ["## MELD (real dialogue text, official split: dev = validation; 4 classes)", "", *header]
+            lines = ["## MELD (real dialogue text, official split: dev = validation; 4 classes; MEmoBERT runs with "
+                     "class-balanced sampling)", "", *header]
+            config = work / "text_probe.json"
+            config.write_text(json.dumps({"baseline": "text_probe", "config": {"text_model": "minilm"}}))
+            entry = run(corpus, work / "runs" / "anchor_text_probe", "baseline", "official_split", ["L"],
+                        args.seeds[:1], 1, None, None, baseline="text_probe", baseline_config=str(config))
+            lines.append(summarise(entry, "frozen MiniLM (mean-pooled) + logistic regression"))
             for setting in settings:
-                entry = run(corpus, work / "runs" / setting, setting, "official_split", ["L"], args.seeds,
-                            args.max_steps, None, pretrained, **recipe)
+                entry = run(corpus, work / "runs" / f"{setting}-balanced", setting, "official_split", ["L"],
+                            args.seeds, args.max_steps, None, pretrained, class_balanced_sampling=True, **recipe)
                 lines.append(summarise(entry, f"MEmoBERT {setting}"))
             report += ["", *lines]
+    report += check_faces(args.data, args.work, [c for c in args.corpora if c in ("cremad", "mead")])
     text = "\n".join(report) + "\n"
     print(text)
     if args.output:

@@ -643,13 +643,18 @@ def _downstream_card(folder: Path, args: dict, run: Mapping, results: Any, confi
 
 
 def _training_inputs(args: dict, run: dict) -> str:
-    """What each training batch held: the training case (`train_modalities`), and the modality dropout within it."""
+    """What each training batch held: the training case (`train_modalities`), the modality dropout within it, and
+    class-balanced sampling."""
     if not args:
         return UNKNOWN
     case = f"modalities {run['train_case']}" if run.get("train_case") else "every modality of the corpus"
     if args.get("modality_dropout"):
-        return f"{case}; a batch leaves some out with probability {args['modality_dropout']} (modality dropout)"
-    return f"{case} in every batch"
+        text = f"{case}; a batch leaves some out with probability {args['modality_dropout']} (modality dropout)"
+    else:
+        text = f"{case} in every batch"
+    if args.get("class_balanced_sampling"):
+        text += "; rows drawn class-balanced (every class equally often)"
+    return text
 
 
 def _embedder_rate(args: Mapping, run: Mapping) -> str:

@@ -293,6 +293,10 @@ def test_the_recipe_shows_the_embedder_rate_the_pooling_and_the_modality_dropout
     card = write_model_card(folder, kind="downstream", run=speech_only, arguments={"warmup_steps": 1})
     body = ModelCard.load(card).text
     assert "| training inputs | modalities A in every batch |" in body
+    card = write_model_card(folder, kind="downstream", run=speech_only,
+                            arguments={"warmup_steps": 1, "class_balanced_sampling": True})
+    assert ("| training inputs | modalities A in every batch; rows drawn class-balanced (every class equally often) |"
+            in ModelCard.load(card).text)
 
 
 # -- push ------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ The interface a runner relies on (all of it declared on the spec; a runner never
   `BaselineOutput` (or a subclass) with `loss` (when `labels` are given) and `logits` `(B, num_classes)`, whose argmax
   is the prediction. Trained with the usual loop: `loss.backward()`, optimizer step; `model.eval()` to evaluate
   (SpecAugment, Monte-Carlo fusion and M3ER's check switch on the mode).
-  Classical (the elderly-speech system, the eGeMAPS + SVM anchor): an object with `fit(train_batches)`,
+  Classical (the elderly-speech system, the eGeMAPS + SVM and frozen-text + LR anchors): an object with `fit(train_batches)`,
   `predict(batches) -> np.ndarray` and `evaluate(batches) -> dict` (`classification_metrics`), where batches are
   re-iterable dicts as above plus `texts`. With `spec.selects_on_validation` the runner calls
   `fit(train_batches, validation_batches)` instead: the system chooses its hyper-parameters on the validation rows
@@ -46,6 +46,7 @@ file (`baseline: <name>`, `config: {...}`) -> (spec, config).
 | resnet_logmel | ResNet34 on log-mels, statistics pooling, SpecAugment, speaker-ID transfer | resnet_logmel.py |
 | yamnet_audio / elderly_speech | YAMNet-style MobileNet + text embeddings -> sklearn (ICMI 2020) | elderly_speech.py |
 | egemaps_svm | eGeMAPSv02 functionals or frames' mean + std -> standardised SVM, C, kernel by validation | egemaps.py |
+| text_probe | frozen sentence encoder (mean-pooled MiniLM) -> standardised logistic regression, C by validation | text_probe.py |
 | unimse | T5 with A/V adapters, contrastive loss, label words (EMNLP 2022) | unimse.py |
 
 The downstream runner reaches these systems only through this registry.
@@ -98,6 +99,7 @@ from .fusion import (
 )
 from .m3er import CCA, M3ERConfig, M3ERModel, ModalityCheck, build_m3er, multiplicative_fusion_loss
 from .mfn import MemoryFusionNetwork, MFNConfig, MFNModel, build_mfn
+from .probe import ValidatedProbe
 from .resnet_logmel import (
     ResNetLogMelConfig,
     ResNetLogMelModel,
@@ -107,6 +109,7 @@ from .resnet_logmel import (
     pretrain_speakers,
     train_speaker_then_emotion,
 )
+from .text_probe import TextProbeBaseline, TextProbeConfig, build_text_probe
 from .unimse import UniMSEConfig, UniMSEModel, build_unimse, unimse_for_tokenizer, unimse_task_fields
 
 CONFIG_PACKAGE = "memobert.baselines"
@@ -281,6 +284,8 @@ for _spec in (
                  extra_keys=("texts",), paper="Boateng & Kowatsch, elderly speech emotion, ICMI 2020"),
     BaselineSpec("egemaps_svm", EgemapsSVMConfig, build_egemaps_svm, kind="classical", selects_on_validation=True,
                  paper="Eyben et al., eGeMAPS, IEEE TAC 2016: functionals + standardised SVM"),
+    BaselineSpec("text_probe", TextProbeConfig, build_text_probe, kind="classical", selects_on_validation=True,
+                 extra_keys=("texts",), paper="frozen mean-pooled sentence encoder + logistic regression (linear probe)"),
     BaselineSpec("unimse", UniMSEConfig, build_unimse, extra_keys=("texts",), task_fields=unimse_task_fields,
                  for_tokenizer=unimse_for_tokenizer, paper="Hu et al., UniMSE, EMNLP 2022"),
 ):
@@ -319,6 +324,8 @@ __all__ = [
     "SentenceEmbedder", "FusedFeatureClassifier", "build_elderly_speech", "build_yamnet_audio",
     # eGeMAPS + SVM
     "EgemapsSVMConfig", "EgemapsSVM", "EgemapsSVMBaseline", "build_egemaps_svm", "pool_frames",
+    # frozen text encoder + logistic regression; the validated probe both anchors use
+    "TextProbeConfig", "TextProbeBaseline", "build_text_probe", "ValidatedProbe",
     # UniMSE
     "UniMSEConfig", "UniMSEModel", "build_unimse",
 ]

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..evaluation.metrics import classification_metrics
 from .common import BaselineConfig, make_config
+from .probe import ValidatedProbe
 
 POOLINGS = ("mean", "mean_std")
 KERNELS = ("linear", "rbf")
@@ -98,61 +99,20 @@ def pool_frames(feats: Any, mask: Any = None, pooling: str = "mean") -> np.ndarr
     return np.concatenate([mean, np.sqrt(var)], axis=1)
 
 
-class EgemapsSVM:
+class EgemapsSVM(ValidatedProbe):
     """StandardScaler (training rows only) + SVC with kernel and C chosen on validation UAR, on feature arrays."""
 
     def __init__(self, config: EgemapsSVMConfig) -> None:
         self.config = config
-        self.scaler = None
-        self.classifier = None
-        self.search: list[dict] = []
-        self.selected: dict | None = None
+        grid = [{"kernel": k, "C": c} for k in config.kernels for c in sorted(config.c_grid)]
+        super().__init__(self._svc, grid, {"kernel": config.default_kernel, "C": config.default_c},
+                         config.num_classes)
 
-    def _svc(self, kernel: str, c: float):
+    def _svc(self, point: Mapping[str, Any]):
         from sklearn.svm import SVC
 
-        return SVC(kernel=kernel, C=c, gamma="scale", class_weight=self.config.class_weight,
+        return SVC(kernel=point["kernel"], C=point["C"], gamma="scale", class_weight=self.config.class_weight,
                    max_iter=self.config.max_iter, random_state=self.config.seed)
-
-    def fit_features(self, x_train: np.ndarray, y_train: Sequence[int], x_validation: np.ndarray | None = None,
-                     y_validation: Sequence[int] | None = None) -> EgemapsSVM:
-        """Fits the scaler on `x_train`, one SVC per (kernel, C) on the training rows, keeps the best validation UAR
-        (only the defaults when no validation rows are given)."""
-        from sklearn.preprocessing import StandardScaler
-
-        x_train, y_train = np.asarray(x_train, dtype=np.float64), np.asarray(y_train, dtype=np.int64).reshape(-1)
-        if x_train.ndim != 2 or len(x_train) != len(y_train) or not len(y_train):
-            raise ValueError(f"fit needs (N, D) training features and N labels, got {x_train.shape} and "
-                             f"{y_train.shape}.")
-        if len(np.unique(y_train)) < 2:
-            raise ValueError(f"the training rows hold a single class ({np.unique(y_train).tolist()}): an SVM needs "
-                             "two.")
-        self.scaler = StandardScaler().fit(x_train)
-        train = self.scaler.transform(x_train)
-        self.search, self.selected, self.classifier = [], None, None
-        have_validation = x_validation is not None and y_validation is not None and len(y_validation) > 0
-        grid = ([(k, c) for k in self.config.kernels for c in sorted(self.config.c_grid)] if have_validation
-                else [(self.config.default_kernel, self.config.default_c)])
-        if have_validation:
-            validation = self.scaler.transform(np.asarray(x_validation, dtype=np.float64))
-            y_validation = np.asarray(y_validation, dtype=np.int64).reshape(-1)
-        best = -np.inf
-        for kernel, c in grid:
-            classifier = self._svc(kernel, c).fit(train, y_train)
-            point: dict[str, Any] = {"kernel": kernel, "C": c}
-            if have_validation:
-                point["validation"] = classification_metrics(y_validation, classifier.predict(validation),
-                                                             self.config.num_classes)
-            self.search.append(point)
-            score = point["validation"]["uar"] if have_validation else 0.0
-            if score > best:  # strictly better: the earliest pair wins a tie
-                best, self.classifier, self.selected = score, classifier, point
-        return self
-
-    def predict_features(self, x: np.ndarray) -> np.ndarray:
-        if self.classifier is None:
-            raise RuntimeError("EgemapsSVM.predict before fit.")
-        return self.classifier.predict(self.scaler.transform(np.asarray(x, dtype=np.float64)))
 
 
 class EgemapsSVMBaseline:
@@ -214,12 +174,7 @@ class EgemapsSVMBaseline:
 
     def selection_note(self) -> str:
         """How the kept SVM was chosen (for the run record)."""
-        if self.selected is None:
-            return "not fitted"
-        pair = f"kernel {self.selected['kernel']}, C {self.selected['C']:g}"
-        if "validation" not in self.selected:
-            return f"none (no validation rows: the defaults, {pair})"
-        return (f"best validation UAR over kernel x C ({len(self.search)} SVMs fitted on the training rows): {pair}")
+        return self.model.selection_note("kernel x C", "SVMs")
 
 
 def build_egemaps_svm(config: EgemapsSVMConfig | dict | None = None, **overrides: Any) -> EgemapsSVMBaseline:

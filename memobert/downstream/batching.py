@@ -80,15 +80,27 @@ class ModalityDropout:
 
 
 def training_batches(
-    rows: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    rows: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+    labels: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
-    """Endless batches: successive seeded permutations of `rows` cut into batches, batch j going to rank j % world."""
+    """Endless batches: successive seeded permutations of `rows` cut into batches, batch j going to rank j % world.
+    With `labels` (the class of each of `rows`): class-balanced sampling instead, each pass `len(rows)` rows drawn
+    with replacement, a row's chance inversely proportional to its class's count (every class drawn equally often)."""
+    rows = np.asarray(rows, dtype=np.int64)
     rng = np.random.default_rng(seed)
+    chance = None
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != rows.shape:
+            raise ValueError(f"training_batches: {len(labels)} labels for {len(rows)} rows.")
+        chance = 1.0 / np.bincount(labels)[labels]
+        chance /= chance.sum()
     buffer = np.empty(0, dtype=np.int64)
     index = 0
     while True:
         while len(buffer) < batch_size:
-            buffer = np.concatenate([buffer, rng.permutation(rows)])
+            drawn = rng.permutation(rows) if chance is None else rng.choice(rows, size=len(rows), p=chance)
+            buffer = np.concatenate([buffer, drawn])
         batch, buffer = buffer[:batch_size], buffer[batch_size:]
         if index % world_size == rank:
             yield batch

@@ -172,7 +172,8 @@ def train_and_test(run: Run, fold: Fold, fold_number: int, seed: int) -> tuple[d
     scheduler = get_linear_schedule_with_warmup(optimizer, args.warmup_steps, max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     batches = training_batches(train_rows, args.per_device_train_batch_size,
-                               np.random.SeedSequence([seed, fold_number]).generate_state(1)[0], rank, world)
+                               np.random.SeedSequence([seed, fold_number]).generate_state(1)[0], rank, world,
+                               corpus.labels[train_rows] if args.class_balanced_sampling else None)
     selection, train_loss = Selection(args.early_stopping_patience), RunningLoss(accelerator)
     # Every process draws the same case for its share of an update (one seed per fold x seed, not per rank).
     training_case = ModalityDropout(run.train_case, args.modality_dropout,

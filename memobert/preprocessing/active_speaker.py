@@ -8,6 +8,10 @@ gaps) are stabilised (median face size of the track, running-median centre). No 
 `rule` None) when there is no track, no track covers `min_coverage` of the frames, or the VAD finds no speech in the
 window. Candidates are the tracks covering >= `min_coverage` of the frames.
 
+Media without sound (`speech` None: a video-only file such as RAVDESS's `02-` clips or MEAD's, with no utterance
+audio beside it): nothing to synchronise with, so rule "only_face" takes the one candidate track, its score the
+fraction of the frames it covers; with several candidates there is no speaker (no sound to tell which one speaks).
+
 Rule "landmarks" (lip synchrony):
 - lip opening per frame: FaceMesh's inner-lip gap over the mouth width (`memobert.preprocessing.landmarks`, a crop
   around the stabilised box), NaN where it finds no face;
@@ -176,7 +180,7 @@ class ActiveSpeakerResult:
     scores: list[TrackScore] = field(default_factory=list)
     boxes: np.ndarray | None = None  # (T, 4) stabilised boxes of the chosen track (NaN where it is absent)
     tracks: list[FaceTrack] = field(default_factory=list)
-    rule: str | None = None  # "landmarks" or "pixels": the rule that decided (None: decided before any rule)
+    rule: str | None = None  # "landmarks", "pixels" or "only_face" (no sound): the rule that decided (None: before any)
     rule_note: str | None = None  # why "auto" took that rule
     lip_opening: np.ndarray | None = None  # (T,) lip opening of the chosen track (rule "landmarks")
 
@@ -497,13 +501,14 @@ def _sync_track_score(
 def select_speaker(
     frames: np.ndarray | Sequence[np.ndarray],
     tracks: Sequence[FaceTrack],
-    speech: np.ndarray,
+    speech: np.ndarray | None,
     config: ActiveSpeakerConfig | None = None,
     *,
     envelope: np.ndarray | None = None,
     landmarker=None,
 ) -> ActiveSpeakerResult:
-    """Apply the rules of the module docstring to face `tracks` over `frames` with the per-frame `speech` mask.
+    """Apply the rules of the module docstring to face `tracks` over `frames` with the per-frame `speech` mask (None:
+    the media has no sound, rule "only_face").
     `envelope`: the (T,) voice reference of the landmark rule (`audio_envelope`; None: the speech mask).
     `landmarker`: a landmark backend (None: `config.landmarks`, built once per process)."""
     cfg = config or ActiveSpeakerConfig()
@@ -519,6 +524,15 @@ def select_speaker(
             f"no face track covers {cfg.min_coverage:.0%} of the frames (longest: {best_coverage:.0%})",
             tracks=tracks,
         )
+    if speech is None:  # no sound at all: only a lone face can be the speaker
+        covering = [t for t in tracks if t.coverage(T) >= cfg.min_coverage]
+        if len(covering) > 1:
+            return ActiveSpeakerResult(None, math.nan, f"{len(covering)} faces and no sound to tell which one speaks",
+                                       tracks=tracks, rule="only_face")
+        track = covering[0]
+        return ActiveSpeakerResult(track, float(track.coverage(T)), None, tracks=tracks, rule="only_face",
+                                   rule_note="the media has no sound: the only face",
+                                   boxes=_stabilised_boxes(track, T, cfg.smooth_window))
     speech = _check_speech(speech, T)
     if not speech.any():
         return ActiveSpeakerResult(None, math.nan, "no voice activity in the window", tracks=tracks)
@@ -598,7 +612,7 @@ def _landmark_rule(
 
 def find_active_speaker(
     frames: np.ndarray | Sequence[np.ndarray],
-    speech: np.ndarray,
+    speech: np.ndarray | None,
     detector: FaceDetector | str | None = None,
     config: ActiveSpeakerConfig | None = None,
     *,
@@ -609,7 +623,8 @@ def find_active_speaker(
     audio_start: float = 0.0,
     landmarker=None,
 ) -> ActiveSpeakerResult:
-    """Detect faces (or use `detections`), track them and pick the active speaker of the window.
+    """Detect faces (or use `detections`), track them and pick the active speaker of the window (`speech`: the
+    per-frame VAD mask; None when the media has no sound).
 
     `audio` (mono, `sample_rate`; its first sample at `audio_start` on the clock of `frame_times`, e.g. a
     `DecodedWindow`'s audio, sample_rate, start and frame_times) gives the landmark rule its voice envelope; without

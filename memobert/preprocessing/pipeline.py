@@ -413,7 +413,11 @@ class Pipeline:
     def _acoustic_and_text(self, pending: list[tuple[Utterance, dict, np.ndarray, dict]]) -> list[dict]:
         """Acoustic features and word pieces of kept utterances, batched across them; their rows, completed."""
         start = time.perf_counter()
-        acoustic = self.acoustic_extractor.extract([audio for _, _, audio, _ in pending])
+        sounding = [i for i, (_, _, audio, _) in enumerate(pending) if len(audio)]  # a soundless video: no frames
+        extracted = self.acoustic_extractor.extract([pending[i][2] for i in sounding]) if sounding else []
+        acoustic = [np.zeros((0, self.acoustic_extractor.feature_dim), np.float32)] * len(pending)
+        for i, features in zip(sounding, extracted):
+            acoustic[i] = features
         per_utterance = (time.perf_counter() - start) / len(pending)
         start = time.perf_counter()
         pieces = tokenize_words([u.text for u, _, _, _ in pending], self.tokenizer)
@@ -430,24 +434,31 @@ class Pipeline:
         cfg = self.config
         timer = time.perf_counter()
         sound = read_audio_file(audio_file, cfg.sample_rate) if audio_file is not None else None
-        # An audio-only file still gives text + acoustic rows (without faces); a file without audio fails.
-        window = reader.window(utterance.start, utterance.end, audio=sound is None, video=reader.info.has_video)
+        # An audio-only file gives text + acoustic rows (without faces); a video without sound (and no utterance audio
+        # beside it) gives text + face rows (zero acoustic frames), its speaker the only face (rule "only_face").
+        soundless = sound is None and not reader.info.has_audio
+        window = reader.window(utterance.start, utterance.end, audio=sound is None and not soundless,
+                               video=reader.info.has_video)
         if sound is not None:
             window.audio = sound
+        if soundless:
+            window.audio = np.zeros(0, np.float32)
         record["seconds_decode"] = time.perf_counter() - timer
 
         timer = time.perf_counter()
-        vad = self.vad.speech_mask(window.audio, window.sample_rate, start=window.start)
+        vad = None if soundless else self.vad.speech_mask(window.audio, window.sample_rate, start=window.start)
         record["seconds_vad"] = time.perf_counter() - timer
-        if cfg.drop_silent and not vad.mask.any():
-            record.update(status="skipped", reason="no voice activity in the utterance (pure silence)")
+        if cfg.drop_silent and (vad is None or not vad.mask.any()):
+            reason = "the file has no sound: video only" if vad is None else "pure silence"
+            record.update(status="skipped", reason=f"no voice activity in the utterance ({reason})")
             return None, window.audio
 
         timer = time.perf_counter()
         frames = window.frames if window.frames is not None else np.zeros((0, 1, 1, 3), np.uint8)
         if face_side is not None and len(frames):
             frames = frame_half(frames, face_side)
-        speech = vad.at(window.frame_times, 1.0 / cfg.fps) if len(frames) else np.zeros(0, bool)
+        speech = None if vad is None else (vad.at(window.frame_times, 1.0 / cfg.fps) if len(frames)
+                                           else np.zeros(0, bool))
         result = find_active_speaker(
             frames, speech, self.detector, self.asd_config, audio=window.audio, sample_rate=window.sample_rate,
             frame_times=window.frame_times, audio_start=window.start, landmarker=self.landmarker,

@@ -236,3 +236,21 @@ def test_the_egemaps_svm_anchor_chooses_its_svm_on_the_validation_fold(downstrea
     assert run["test"]["A"] == run["test"]["LVA"]  # text and faces never reach it
     assert len(read_csv(out / "egemaps_svm" / "predictions.csv")) == run["rows"]["test"] * 4
     assert "| egemaps_svm | A |" in (out / "results.md").read_text()
+
+
+def test_the_text_probe_anchor_reads_the_utterance_strings_and_chooses_c_on_validation(downstream, tmp_path):
+    """Frozen MiniLM + logistic regression through the runner's classical path: the texts of the rows, C chosen on
+    the validation fold, tested in the cases holding L (a case without L gets empty texts: zero vectors)."""
+    config = tmp_path / "text_probe.json"
+    config.write_text(json.dumps({"baseline": "text_probe", "config": {"c_grid": [0.1, 10.0]}}))
+    out = tmp_path / "out"
+    run_downstream(tiny_args(downstream, out, setting="baseline", baseline="text_probe", baseline_config=str(config)))
+    run = only_run(out, "text_probe")
+    assert run["selection"].startswith("best validation UAR over C (2 logistic regressions")
+    assert [p["C"] for p in run["search"]] == [0.1, 10.0]
+    assert run["selected_validation"]["uar"] == max(p["validation"]["uar"] for p in run["search"])
+    assert list(run["test"]) == ["L", "LV", "LA", "LVA"]  # text only
+    assert run["test"]["L"] == run["test"]["LVA"]  # faces and voices never reach it
+    for metrics in run["test"].values():
+        assert sum(map(sum, metrics["confusion"])) == run["rows"]["test"]
+    assert "| text_probe | L |" in (out / "results.md").read_text()

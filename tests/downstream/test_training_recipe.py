@@ -1,12 +1,13 @@
 """The downstream recipe's levers that make every modality count: modality dropout (training batches in the sub-cases
-of the corpus' modalities), the frame embedders' own learning rate, mean pooling."""
+of the corpus' modalities), the frame embedders' own learning rate, mean pooling; and class-balanced sampling for an
+imbalanced corpus."""
 
 import numpy as np
 import pytest
 import torch
 
 from memobert.downstream import run_downstream
-from memobert.downstream.batching import BatchBuilder, ModalityDropout, proper_subcases
+from memobert.downstream.batching import BatchBuilder, ModalityDropout, proper_subcases, training_batches
 from memobert.downstream.corpus import load_downstream_corpus
 from memobert.training.optimization import build_optimizer
 from tests.support.corpora import corpus_rows, only_run, tiny_args, write_corpus
@@ -43,6 +44,43 @@ def test_the_corpus_knows_which_modalities_it_holds(tmp_path, tokenizer, downstr
         row[schema.FACE_SOFT_LABELS] = np.zeros((0, 8), np.float16)
     write_corpus(tmp_path / "speech", rows)
     assert load_downstream_corpus(tmp_path / "speech", labels).modalities == "A"
+
+
+def test_class_balanced_training_batches_draw_every_class_equally_often_and_are_seeded():
+    rows = np.arange(100, 1100)  # corpus row numbers: 700 of class 0, 200 of class 1, 100 of class 2
+    labels = np.repeat([0, 1, 2], [700, 200, 100])
+    of_row = dict(zip(rows.tolist(), labels.tolist()))
+    drawn = np.concatenate([next(batches) for batches in [training_batches(rows, 50, 7, labels=labels)]
+                            for _ in range(120)])
+    shares = np.bincount([of_row[r] for r in drawn.tolist()], minlength=3) / len(drawn)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.03)
+    again = training_batches(rows, 50, 7, labels=labels)
+    np.testing.assert_array_equal(np.concatenate([next(again) for _ in range(120)]), drawn)
+    plain = np.concatenate([b for _, b in zip(range(20), training_batches(rows, 50, 7))])
+    assert sorted(plain.tolist()) == rows.tolist()  # without labels: one shuffled pass over the rows
+    with pytest.raises(ValueError, match="3 labels for 1000 rows"):
+        next(training_batches(rows, 50, 7, labels=labels[:3]))
+
+
+def test_the_runner_samples_class_balanced_on_request(downstream, tmp_path, monkeypatch):
+    from memobert.downstream import runner
+
+    given = []
+
+    def recording(rows, batch_size, seed, rank=0, world_size=1, labels=None):
+        given.append((np.asarray(rows).copy(), None if labels is None else np.asarray(labels).copy()))
+        return training_batches(rows, batch_size, seed, rank, world_size, labels)
+
+    monkeypatch.setattr(runner, "training_batches", recording)
+    for balanced in (True, False):
+        run_downstream(tiny_args(downstream, tmp_path / str(balanced), setting="direct", max_steps=2,
+                                 class_balanced_sampling=balanced, evaluate_at_start=False, modality_cases=["LVA"]))
+    (rows, labels), (_, plain) = given
+    from memobert.data.labels import EmotionLabels
+
+    corpus = load_downstream_corpus(downstream["corpus"], EmotionLabels(["anger", "happiness", "neutral", "sadness"]))
+    assert plain is None and labels is not None and only_run(tmp_path / "True", "direct")["steps_trained"] == 2
+    np.testing.assert_array_equal(labels, corpus.labels[rows])  # each training row's own class
 
 
 @pytest.mark.parametrize("setting", ["finetune", "prompt"])

@@ -282,3 +282,16 @@ def test_select_speaker_without_tracks():
     t = FaceTrack(0, [0], [_box(0, 0, 5)])
     r = select_speaker(np.zeros((10, 10, 10), np.uint8), [t], np.ones(10, bool))
     assert r.reason.startswith("no face track covers 20%")
+
+
+def test_without_sound_the_only_face_is_the_speaker_and_two_faces_are_none():
+    frames = np.zeros((10, 60, 120), np.uint8)
+    lone = FaceTrack(0, list(range(10)), [_box(0, 0, 20) for _ in range(10)])
+    partial = FaceTrack(1, [0], [_box(80, 0, 20)])  # covers 10 % of the frames: not a candidate
+    r = select_speaker(frames, [lone, partial], None)
+    assert r.found and r.track is lone and r.rule == "only_face" and r.score == 1.0
+    assert r.face_frames().all() and r.boxes[0, 0] == pytest.approx(0.0)
+    other = FaceTrack(2, list(range(8)), [_box(80, 0, 20) for _ in range(8)])
+    r = select_speaker(frames, [lone, other], None)
+    assert not r.found and r.reason == "2 faces and no sound to tell which one speaks" and np.isnan(r.score)
+    assert not select_speaker(frames, [], None).found  # no face: still "no face detected"

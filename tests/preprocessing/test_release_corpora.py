@@ -39,15 +39,17 @@ def test_ravdess_corpus(ravdess_root, keep_every_pipeline, tmp_path):
     summary = build_ravdess_corpus(ravdess_root, tmp_path, pipeline=keep_every_pipeline, progress=False)
     assert summary["records"] == 6 and summary["dropped"] == {"02": 1} and summary["items"] == 6
     rows = read_corpus(tmp_path)
-    silent = "01-05-02-01-02-03"  # video only, no wav: no sound to read
+    silent = "01-05-02-01-02-03"  # video only, no wav: a face-only row (no sound: the only face is the speaker)
     assert sorted(rows) == sorted({"01-01-01-01-01-01", "01-03-02-02-01-02", "01-04-01-01-02-02",
-                                   "01-04-01-02-01-03", "01-05-01-01-01-01"})
+                                   "01-04-01-02-01-03", "01-05-01-01-01-01", silent})
     manifest = read_manifest(tmp_path)
-    assert manifest[silent]["status"] == "failed"
+    assert manifest[silent]["status"] == "ok" and manifest[silent]["speaker_rule"] == "only_face"
+    assert rows[silent][schema.ACOUSTIC_FEATS].shape == (0, 80) and len(rows[silent][schema.VISUAL_FEATS]) > 0
     for utt, row in rows.items():
         assert row[schema.SPEAKER].startswith("Actor_0") and row[schema.SESSION] == ""
         assert row[schema.TEXT] in ("Kids are talking by the door", "Dogs are sitting by the door")
-        assert row[schema.ACOUSTIC_FEATS].shape == (FRAMES, 80)
+        if utt != silent:
+            assert row[schema.ACOUSTIC_FEATS].shape == (FRAMES, 80)
     assert rows["01-05-01-01-01-01"][schema.LABEL] == "anger"
     assert rows["01-05-01-01-01-01"][schema.SOURCE] == "01-01-05-01-01-01-01.mp4"  # audio-visual preferred
     assert rows["01-01-01-01-01-01"][schema.SOURCE] == "02-01-01-01-01-01-01.mp4"  # video only + the wav's sound
