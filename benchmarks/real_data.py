@@ -16,7 +16,8 @@ of the project and are never copied into it):
   release (`VideoFlash/*.flv`; the MP3s decoded to `AudioWAV/*.wav`, 16 kHz; the two CSVs) and read by
   `build_crema_d_corpus`; each MEAD clip is one whole-file utterance. One row per clip: the frames sampled at the
   pipeline's rate, the face frames it kept (the real face in every frame: equal), the speaker rule, and the shapes of
-  the row's face features (342-d), soft labels (8) and acoustic frames.
+  the row's face features and soft labels (the face extractor's: 128 + 7 for the offline mini-Xception, 342 + 8 for
+  a DenseNet-BC FER+ checkpoint) and acoustic frames (one per 60 ms).
 
 Each corpus is prepared once into `--work` (resumable; a rerun reuses it). Figures: WA / UAR / macro-F1, mean ± std
 over folds x seeds, from each run's results.json. Without `--data` (or with a folder lacking a corpus) the script
@@ -134,7 +135,7 @@ def pipeline_check(corpus: Path, media: dict[str, Path], fps: float) -> list[str
 def check_faces(data: Path, work: Path, names: list[str]) -> list[str]:
     """The CREMA-D / MEAD pipeline checks (module doc), as Markdown."""
     from memobert.preprocessing import releases
-    from memobert.preprocessing.pipeline import PipelineConfig, WorkItem, run_pipeline
+    from memobert.preprocessing.pipeline import PipelineConfig, WorkItem, merge_manifests, run_pipeline
     from memobert.preprocessing.transcripts import Utterance
 
     config = PipelineConfig.keep_every_utterance(acoustic_extractor="log_mel", transcribe="never")
@@ -162,6 +163,7 @@ def check_faces(data: Path, work: Path, names: list[str]) -> list[str]:
             items = [WorkItem(p.stem, str(p), [Utterance(p.name, p.stem, 0, 0.0, probe(str(p)).duration, "",
                                                          p.stem.split("_")[0], "", "")]) for p in clips]
             run_pipeline(items, work / "mead" / "corpus", config, progress=False)
+            merge_manifests(work / "mead" / "corpus")
             report += ["", f"## MEAD sample, each clip one whole-file utterance ({data / 'mead'}; {config.fps:g} "
                        "fps)", "", *header, *pipeline_check(work / "mead" / "corpus", {p.stem: p for p in clips},
                                                             config.fps)]
