@@ -99,7 +99,7 @@ from .fusion import (
 )
 from .m3er import CCA, M3ERConfig, M3ERModel, ModalityCheck, build_m3er, multiplicative_fusion_loss
 from .mfn import MemoryFusionNetwork, MFNConfig, MFNModel, build_mfn
-from .probe import ValidatedProbe
+from .probe import ProbeBaseline, ValidatedProbe
 from .resnet_logmel import (
     ResNetLogMelConfig,
     ResNetLogMelModel,
@@ -325,7 +325,7 @@ __all__ = [
     # eGeMAPS + SVM
     "EgemapsSVMConfig", "EgemapsSVM", "EgemapsSVMBaseline", "build_egemaps_svm", "pool_frames",
     # frozen text encoder + logistic regression; the validated probe both anchors use
-    "TextProbeConfig", "TextProbeBaseline", "build_text_probe", "ValidatedProbe",
+    "TextProbeConfig", "TextProbeBaseline", "build_text_probe", "ValidatedProbe", "ProbeBaseline",
     # UniMSE
     "UniMSEConfig", "UniMSEModel", "build_unimse",
 ]

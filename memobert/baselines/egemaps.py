@@ -24,15 +24,14 @@ The same on plain arrays: `EgemapsSVM.fit_features(x_train, y_train, x_validatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..evaluation.metrics import classification_metrics
 from .common import BaselineConfig, make_config
-from .probe import ValidatedProbe
+from .probe import ProbeBaseline, ValidatedProbe
 
 POOLINGS = ("mean", "mean_std")
 KERNELS = ("linear", "rbf")
@@ -115,66 +114,25 @@ class EgemapsSVM(ValidatedProbe):
                    max_iter=self.config.max_iter, random_state=self.config.seed)
 
 
-class EgemapsSVMBaseline:
+class EgemapsSVMBaseline(ProbeBaseline):
     """The anchor on corpus batches (`BASELINES["egemaps_svm"]`, classical interface): batches are dicts with
     `acoustic_feats` `(B, T, D)`, `acoustic_mask` `(B, T)` and `labels` `(B,)`."""
 
-    kind = "classical"
+    grid_name, fitted_name = "kernel x C", "SVMs"
 
     def __init__(self, config: EgemapsSVMConfig) -> None:
         self.config = config
         self.model = EgemapsSVM(config)
 
-    @property
-    def search(self) -> list[dict]:
-        return self.model.search
-
-    @property
-    def selected(self) -> dict | None:
-        return self.model.selected
-
-    def features(self, batches: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(`(N, D)` or `(N, 2D)` pooled features, `(N,)` labels or None)."""
-        feats, labels = [], []
-        for batch in batches:
-            if batch.get("acoustic_feats") is None:
-                raise ValueError("EgemapsSVMBaseline needs 'acoustic_feats' in every batch.")
-            pooled = pool_frames(batch["acoustic_feats"], batch.get("acoustic_mask"), self.config.pooling)
-            if pooled.shape[1] != self.config.acoustic_dim * (1 if self.config.pooling == "mean" else 2):
-                raise ValueError(f"acoustic frames of size {batch['acoustic_feats'].shape[-1]}, but acoustic_dim is "
-                                 f"{self.config.acoustic_dim}.")
-            feats.append(pooled)
-            if batch.get("labels") is not None:
-                labels.append(np.asarray(batch["labels"]).reshape(-1))
-        if not feats:
-            raise ValueError("EgemapsSVMBaseline got no batches.")
-        return np.concatenate(feats), (np.concatenate(labels) if labels else None)
-
-    def fit(self, batches: Sequence[Mapping[str, Any]],
-            validation_batches: Sequence[Mapping[str, Any]] | None = None) -> EgemapsSVMBaseline:
-        x, y = self.features(batches)
-        if y is None:
-            raise ValueError("EgemapsSVMBaseline.fit needs 'labels' in the batches.")
-        xv = yv = None
-        if validation_batches:
-            xv, yv = self.features(validation_batches)
-            if yv is None:
-                raise ValueError("EgemapsSVMBaseline.fit needs 'labels' in the validation batches.")
-        self.model.fit_features(x, y, xv, yv)
-        return self
-
-    def predict(self, batches: Iterable[Mapping[str, Any]]) -> np.ndarray:
-        return self.model.predict_features(self.features(batches)[0])
-
-    def evaluate(self, batches: Sequence[Mapping[str, Any]]) -> dict:
-        x, y = self.features(batches)
-        if y is None:
-            raise ValueError("EgemapsSVMBaseline.evaluate needs 'labels' in the batches.")
-        return classification_metrics(y, self.model.predict_features(x), self.config.num_classes)
-
-    def selection_note(self) -> str:
-        """How the kept SVM was chosen (for the run record)."""
-        return self.model.selection_note("kernel x C", "SVMs")
+    def batch_features(self, batch: Mapping[str, Any]) -> np.ndarray:
+        """`(B, D)` or `(B, 2D)` pooled acoustic frames."""
+        if batch.get("acoustic_feats") is None:
+            raise ValueError("EgemapsSVMBaseline needs 'acoustic_feats' in every batch.")
+        pooled = pool_frames(batch["acoustic_feats"], batch.get("acoustic_mask"), self.config.pooling)
+        if pooled.shape[1] != self.config.acoustic_dim * (1 if self.config.pooling == "mean" else 2):
+            raise ValueError(f"acoustic frames of size {batch['acoustic_feats'].shape[-1]}, but acoustic_dim is "
+                             f"{self.config.acoustic_dim}.")
+        return pooled
 
 
 def build_egemaps_svm(config: EgemapsSVMConfig | dict | None = None, **overrides: Any) -> EgemapsSVMBaseline:

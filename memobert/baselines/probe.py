@@ -5,7 +5,7 @@ the frozen-text-encoder + logistic-regression anchor (`text_probe.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,4 +79,60 @@ class ValidatedProbe:
         return f"best validation UAR over {what} ({len(self.search)} {fitted} fitted on the training rows): {pair}"
 
 
-__all__ = ["ValidatedProbe"]
+class ProbeBaseline:
+    """A classical baseline (the runner's classical interface) made of fixed features per batch + a `ValidatedProbe`
+    (`self.model`). Subclasses set `self.config`, `self.model`, `grid_name` / `fitted_name` (for the selection note)
+    and give `batch_features(batch) -> (B, D)`; batches carry `labels` `(B,)` for fitting and evaluation."""
+
+    kind = "classical"
+    grid_name, fitted_name = "the grid", "classifiers"
+    model: ValidatedProbe
+
+    @property
+    def search(self) -> list[dict]:
+        return self.model.search
+
+    @property
+    def selected(self) -> dict | None:
+        return self.model.selected
+
+    def batch_features(self, batch: Mapping[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def features(self, batches: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(`(N, D)` features, `(N,)` labels or None when the batches hold none)."""
+        feats, labels = [], []
+        for batch in batches:
+            feats.append(self.batch_features(batch))
+            if batch.get("labels") is not None:
+                labels.append(np.asarray(batch["labels"]).reshape(-1))
+        if not feats:
+            raise ValueError(f"{type(self).__name__} got no batches.")
+        return np.concatenate(feats), (np.concatenate(labels) if labels else None)
+
+    def _labelled(self, batches: Iterable[Mapping[str, Any]], what: str) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.features(batches)
+        if y is None:
+            raise ValueError(f"{type(self).__name__}.{what} needs 'labels' in the batches.")
+        return x, y
+
+    def fit(self, batches: Sequence[Mapping[str, Any]],
+            validation_batches: Sequence[Mapping[str, Any]] | None = None) -> ProbeBaseline:
+        x, y = self._labelled(batches, "fit")
+        xv, yv = self._labelled(validation_batches, "fit (validation)") if validation_batches else (None, None)
+        self.model.fit_features(x, y, xv, yv)
+        return self
+
+    def predict(self, batches: Iterable[Mapping[str, Any]]) -> np.ndarray:
+        return self.model.predict_features(self.features(batches)[0])
+
+    def evaluate(self, batches: Sequence[Mapping[str, Any]]) -> dict:
+        x, y = self._labelled(batches, "evaluate")
+        return classification_metrics(y, self.model.predict_features(x), self.config.num_classes)
+
+    def selection_note(self) -> str:
+        """How the kept classifier was chosen (for the run record)."""
+        return self.model.selection_note(self.grid_name, self.fitted_name)
+
+
+__all__ = ["ProbeBaseline", "ValidatedProbe"]

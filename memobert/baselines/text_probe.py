@@ -17,15 +17,14 @@ Classical interface (`BASELINES["text_probe"]`, kind "classical", `selects_on_va
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..evaluation.metrics import classification_metrics
 from .common import BaselineConfig, make_config
-from .probe import ValidatedProbe
+from .probe import ProbeBaseline, ValidatedProbe
 
 
 @dataclass
@@ -55,11 +54,11 @@ class TextProbeConfig(BaselineConfig):
             raise ValueError(f"TextProbeConfig.class_weight must be 'balanced' or None, got {self.class_weight!r}.")
 
 
-class TextProbeBaseline:
+class TextProbeBaseline(ProbeBaseline):
     """Frozen mean-pooled sentence embeddings + logistic regression with C chosen on validation UAR, on corpus
     batches (dicts with `texts`, a list of strings, and `labels` `(B,)`)."""
 
-    kind = "classical"
+    grid_name, fitted_name = "C", "logistic regressions"
 
     def __init__(self, config: TextProbeConfig) -> None:
         self.config = config
@@ -67,14 +66,6 @@ class TextProbeBaseline:
         self.model = ValidatedProbe(self._logistic, grid, {"C": config.default_c}, config.num_classes)
         self._embedder = None
         self._cache: dict[str, np.ndarray] = {}
-
-    @property
-    def search(self) -> list[dict]:
-        return self.model.search
-
-    @property
-    def selected(self) -> dict | None:
-        return self.model.selected
 
     def _logistic(self, point: Mapping[str, Any]):
         from sklearn.linear_model import LogisticRegression
@@ -95,44 +86,11 @@ class TextProbeBaseline:
         zero = np.zeros(self._embedder.dim, np.float32)
         return np.stack([self._cache[t] if t else zero for t in texts]) if texts else np.zeros((0, len(zero)))
 
-    def features(self, batches: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(`(N, dim)` embeddings, `(N,)` labels or None)."""
-        feats, labels = [], []
-        for batch in batches:
-            if batch.get("texts") is None:
-                raise ValueError("TextProbeBaseline needs 'texts' (the utterance strings) in every batch.")
-            feats.append(self.embed(list(batch["texts"])))
-            if batch.get("labels") is not None:
-                labels.append(np.asarray(batch["labels"]).reshape(-1))
-        if not feats:
-            raise ValueError("TextProbeBaseline got no batches.")
-        return np.concatenate(feats), (np.concatenate(labels) if labels else None)
-
-    def fit(self, batches: Sequence[Mapping[str, Any]],
-            validation_batches: Sequence[Mapping[str, Any]] | None = None) -> TextProbeBaseline:
-        x, y = self.features(batches)
-        if y is None:
-            raise ValueError("TextProbeBaseline.fit needs 'labels' in the batches.")
-        xv = yv = None
-        if validation_batches:
-            xv, yv = self.features(validation_batches)
-            if yv is None:
-                raise ValueError("TextProbeBaseline.fit needs 'labels' in the validation batches.")
-        self.model.fit_features(x, y, xv, yv)
-        return self
-
-    def predict(self, batches: Iterable[Mapping[str, Any]]) -> np.ndarray:
-        return self.model.predict_features(self.features(batches)[0])
-
-    def evaluate(self, batches: Sequence[Mapping[str, Any]]) -> dict:
-        x, y = self.features(batches)
-        if y is None:
-            raise ValueError("TextProbeBaseline.evaluate needs 'labels' in the batches.")
-        return classification_metrics(y, self.model.predict_features(x), self.config.num_classes)
-
-    def selection_note(self) -> str:
-        """How the kept logistic regression was chosen (for the run record)."""
-        return self.model.selection_note("C", "logistic regressions")
+    def batch_features(self, batch: Mapping[str, Any]) -> np.ndarray:
+        """`(B, dim)` embeddings of the batch's texts."""
+        if batch.get("texts") is None:
+            raise ValueError("TextProbeBaseline needs 'texts' (the utterance strings) in every batch.")
+        return self.embed(list(batch["texts"]))
 
 
 def build_text_probe(config: TextProbeConfig | dict | None = None, **overrides: Any) -> TextProbeBaseline:

@@ -62,7 +62,7 @@ def test_embeddings_are_frozen_mean_pooled_cached_and_zero_for_empty_text(minilm
     with torch.no_grad():
         hidden = encoder(**tokenizer(["i am sad"], return_tensors="pt")).last_hidden_state
     np.testing.assert_allclose(vectors[0], hidden[0].mean(0).numpy(), atol=1e-5)
-    assert not any(p.requires_grad and p.grad is not None for p in model._embedder.model.parameters())
+    assert not model._embedder.model.training  # frozen: eval mode (no dropout), encoded under no_grad
 
 
 def test_the_validated_probe_keeps_the_best_validation_point_and_never_looks_at_test_rows():
